@@ -8,7 +8,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{istio, osm, smi, MeshInstallation};
+use crate::{MeshInstallation, istio, osm, smi};
 
 /// Label OSM puts on its CRDs.
 const OSM_CRD_LABEL: (&str, &str) = ("app.kubernetes.io/name", "openservicemesh.io");
@@ -89,10 +89,8 @@ pub fn to_yaml(crds: &[CustomResourceDefinition]) -> Result<String, GenerateErro
     let mut out = String::new();
     for crd in crds {
         out.push_str("---\n");
-        let yaml = serde_yaml::to_string(crd).map_err(|source| GenerateError::Yaml {
-            name: crd.metadata.name.clone().unwrap_or_default(),
-            source,
-        })?;
+        let yaml = serde_yaml::to_string(crd)
+            .map_err(|source| GenerateError::Yaml { name: crd.metadata.name.clone().unwrap_or_default(), source })?;
         out.push_str(&yaml);
     }
     Ok(out)
@@ -113,9 +111,11 @@ fn add_served_copy_of_version(crd: &mut CustomResourceDefinition, version: &str)
 fn with_status_subresource(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
         version.subresources = Some(CustomResourceSubresources {
-            status: Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresourceStatus(
-                serde_json::Value::Object(Default::default()),
-            )),
+            status: Some(
+                k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresourceStatus(
+                    serde_json::Value::Object(Default::default()),
+                ),
+            ),
             ..Default::default()
         });
         if let Some(CustomResourceValidation { open_api_v3_schema: Some(schema) }) = version.schema.as_mut() {

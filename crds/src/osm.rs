@@ -13,7 +13,13 @@ pub const MESH_CONFIG_NAME: &str = "osm-mesh-config";
 
 /// OSM mesh-wide configuration (`osm-mesh-config`).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
-#[kube(group = "config.openservicemesh.io", version = "v1alpha2", kind = "MeshConfig", namespaced, shortname = "meshconfig")]
+#[kube(
+    group = "config.openservicemesh.io",
+    version = "v1alpha2",
+    kind = "MeshConfig",
+    namespaced,
+    shortname = "meshconfig"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct MeshConfigSpec {
     /// Sidecar (Envoy) settings.
@@ -194,7 +200,13 @@ pub struct FeatureFlags {
 
 /// Admits traffic from an ingress into meshed backends.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(group = "policy.openservicemesh.io", version = "v1alpha1", kind = "IngressBackend", namespaced, shortname = "ingressbackend")]
+#[kube(
+    group = "policy.openservicemesh.io",
+    version = "v1alpha1",
+    kind = "IngressBackend",
+    namespaced,
+    shortname = "ingressbackend"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressBackendSpec {
     /// Backend Services in this namespace.
@@ -251,7 +263,14 @@ pub struct IngressSource {
 
 /// Allows meshed ServiceAccounts to reach destinations outside the mesh.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(group = "policy.openservicemesh.io", version = "v1alpha1", kind = "Egress", plural = "egresses", namespaced, shortname = "egress")]
+#[kube(
+    group = "policy.openservicemesh.io",
+    version = "v1alpha1",
+    kind = "Egress",
+    plural = "egresses",
+    namespaced,
+    shortname = "egress"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct EgressSpec {
     /// ServiceAccounts allowed.
@@ -288,7 +307,13 @@ pub struct EgressPortSpec {
 
 /// The mesh's root certificate configuration (served by OSM v1.2; not used by mesh-operator's Tresor CA).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(group = "config.openservicemesh.io", version = "v1alpha2", kind = "MeshRootCertificate", namespaced, shortname = "mrc")]
+#[kube(
+    group = "config.openservicemesh.io",
+    version = "v1alpha2",
+    kind = "MeshRootCertificate",
+    namespaced,
+    shortname = "mrc"
+)]
 pub struct MeshRootCertificateSpec {
     /// Certificate provider settings.
     #[schemars(schema_with = "preserve_unknown_object")]
@@ -297,7 +322,14 @@ pub struct MeshRootCertificateSpec {
 
 /// Retry policy between services (OSM v1.2).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(group = "policy.openservicemesh.io", version = "v1alpha1", kind = "Retry", plural = "retries", namespaced, shortname = "retry")]
+#[kube(
+    group = "policy.openservicemesh.io",
+    version = "v1alpha1",
+    kind = "Retry",
+    plural = "retries",
+    namespaced,
+    shortname = "retry"
+)]
 pub struct RetrySpec {
     /// The ServiceAccount the retry applies to.
     #[schemars(schema_with = "preserve_unknown_object")]
@@ -313,7 +345,13 @@ pub struct RetrySpec {
 
 /// Connection and rate-limit settings for an upstream host (OSM v1.2).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(group = "policy.openservicemesh.io", version = "v1alpha1", kind = "UpstreamTrafficSetting", namespaced, shortname = "upstreamtrafficsetting")]
+#[kube(
+    group = "policy.openservicemesh.io",
+    version = "v1alpha1",
+    kind = "UpstreamTrafficSetting",
+    namespaced,
+    shortname = "upstreamtrafficsetting"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct UpstreamTrafficSettingSpec {
     /// Upstream host (`<service>.<namespace>.svc.cluster.local`).

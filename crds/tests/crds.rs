@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mesh_crds::{generate, MeshInstallation};
+use mesh_crds::{MeshInstallation, generate};
 use serde_json::Value;
 
 fn workspace_root() -> PathBuf {
@@ -115,12 +115,9 @@ fn unknown_keys(path: &str, input: &Value, typed: &Value) -> Vec<String> {
                 None => vec![format!("{path}.{k}")],
             })
             .collect(),
-        (Value::Array(a), Value::Array(b)) => a
-            .iter()
-            .zip(b)
-            .enumerate()
-            .flat_map(|(i, (v, tv))| unknown_keys(&format!("{path}[{i}]"), v, tv))
-            .collect(),
+        (Value::Array(a), Value::Array(b)) => {
+            a.iter().zip(b).enumerate().flat_map(|(i, (v, tv))| unknown_keys(&format!("{path}[{i}]"), v, tv)).collect()
+        }
         _ => vec![],
     }
 }
@@ -184,7 +181,8 @@ fn invalid_samples_are_rejected_with_their_message() {
     assert!(files.len() >= 10, "expected invalid samples, found {}", files.len());
     for path in files {
         let (text, value) = read_yaml(&path);
-        let expected = expected_error(&text).unwrap_or_else(|| panic!("{}: no `# expect-error:` comment", path.display()));
+        let expected =
+            expected_error(&text).unwrap_or_else(|| panic!("{}: no `# expect-error:` comment", path.display()));
         // Semantic-only samples pass admission; the operator rejects them (see the e2e suite).
         if text.contains("# passes-admission") {
             assert!(admission_errors(&value).is_empty(), "{} should pass admission", path.display());

@@ -1,1 +1,9 @@
+//! How the things a `MeshInstallation` asks for are made to exist.
+//!
+//! Builders are pure: they take the spec (and what was read from the cluster) and return
+//! [`desired::Desired`] objects. Only [`apply`] talks to the API server.
 
+pub mod desired;
+pub mod labels;
+pub mod osm;
+pub mod translate;

@@ -17,7 +17,10 @@ pub struct AzureSpec {
     #[schemars(length(min = 1, max = 90), regex(pattern = r"^[-\w\._\(\)]+$"))]
     pub resource_group: String,
     /// Name of the AKS managed cluster.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-zA-Z0-9]$|^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-zA-Z0-9]$|^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$")
+    )]
     pub cluster_name: String,
     /// Azure region of the cluster, e.g. `eastus`. Used to look up Istio revisions.
     #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-z0-9]+$"))]

@@ -35,10 +35,25 @@ pub const VERSION: &str = "v1alpha1";
     shortname = "mi",
     status = "MeshInstallationStatus",
     doc = "A service-mesh installation (mesh, namespaces, apps, registry imports, ingress and traffic policy) that mesh-operator keeps converged and tears down on delete.",
-    printcolumn(name = "Provider", type_ = "string", json_path = ".spec.mesh.provider", description = "Who provides the mesh control plane"),
+    printcolumn(
+        name = "Provider",
+        type_ = "string",
+        json_path = ".spec.mesh.provider",
+        description = "Who provides the mesh control plane"
+    ),
     printcolumn(name = "Mesh", type_ = "string", json_path = ".spec.mesh.name", description = "Mesh name"),
-    printcolumn(name = "Traffic mode", type_ = "string", json_path = ".spec.traffic.mode", description = "SMI or GatewayAPI"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the installation converged"),
+    printcolumn(
+        name = "Traffic mode",
+        type_ = "string",
+        json_path = ".spec.traffic.mode",
+        description = "SMI or GatewayAPI"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the installation converged"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -88,9 +103,6 @@ pub struct MeshInstallationSpec {
 impl MeshInstallationSpec {
     /// The app that declares Service `service` in `namespace`, either as its main Service or a version Service.
     pub fn app_declaring_service(&self, namespace: &str, service: &str) -> Option<&AppSpec> {
-        self.apps
-            .iter()
-            .filter(|app| app.namespace == namespace)
-            .find(|app| app.service_names().contains(&service))
+        self.apps.iter().filter(|app| app.namespace == namespace).find(|app| app.service_names().contains(&service))
     }
 }

@@ -22,10 +22,6 @@ pub struct TeardownSpec {
 
 impl Default for TeardownSpec {
     fn default() -> Self {
-        TeardownSpec {
-            restart_workloads: true,
-            delete_namespaces: false,
-            uninstall_mesh: true,
-        }
+        TeardownSpec { restart_workloads: true, delete_namespaces: false, uninstall_mesh: true }
     }
 }

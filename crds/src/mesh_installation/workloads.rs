@@ -177,12 +177,7 @@ impl AppSpec {
             Some(svc) if !svc.ports.is_empty() => svc.ports.clone(),
             _ => self
                 .port
-                .map(|port| ServicePortSpec {
-                    name: None,
-                    port,
-                    target_port: None,
-                    app_protocol: None,
-                })
+                .map(|port| ServicePortSpec { name: None, port, target_port: None, app_protocol: None })
                 .into_iter()
                 .collect(),
         }

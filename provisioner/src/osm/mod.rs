@@ -1,0 +1,1 @@
+//! Self-hosted Open Service Mesh v1.2.4 control plane, rendered by typed builders.

@@ -1,0 +1,1 @@
+//! SMI → Gateway API (GAMMA) + mesh authorization translation. Pure: no API calls.
