@@ -4,6 +4,7 @@
 //! [`desired::Desired`] objects. Only [`apply`] talks to the API server.
 
 pub mod desired;
+pub mod ingress;
 pub mod labels;
 pub mod osm;
 pub mod translate;
