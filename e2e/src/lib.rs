@@ -1,1 +1,14 @@
+//! End-to-end harness for mesh-operator.
+//!
+//! Every suite runs against a real kube-apiserver: by default a local control plane built from
+//! the upstream Kubernetes Go modules (`e2e/cluster/`), or, chosen with `E2E_PROVIDER`, a kind
+//! cluster (`kind`) or any existing cluster (`kubeconfig`, e.g. AKS, from `E2E_KUBECONFIG`).
 
+pub mod apiserver_metrics;
+pub mod cluster;
+pub mod namespace;
+pub mod operator;
+pub mod wait;
+
+pub use cluster::TestCluster;
+pub use namespace::TempNamespace;

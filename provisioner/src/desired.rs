@@ -50,6 +50,19 @@ pub struct Desired {
     pub namespaced: bool,
     /// The object, with apiVersion/kind/metadata and our labels set.
     pub object: DynamicObject,
+    /// What to do when an object of that name exists that this installation did not create.
+    pub existing: ExistingPolicy,
+}
+
+/// How a desired object treats a same-named object the installation did not create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExistingPolicy {
+    /// Never overwrite it: report a conflict naming it.
+    Conflict,
+    /// Apply our fields onto it (namespaces: enrolment labels and annotations only).
+    Merge,
+    /// Use it as it is and write nothing (shared CRDs installed by someone else).
+    UseAsIs,
 }
 
 /// Errors while turning a typed object into a [`Desired`].
@@ -93,7 +106,13 @@ impl Desired {
             .labels
             .get_or_insert_with(Default::default)
             .extend(labels::managed_labels(installation, component.as_str()));
-        Ok(Desired { component, resource, namespaced: K::Scope::NAMESPACED, object: dynamic })
+        let existing = match resource.kind.as_str() {
+            // OSM's bootstrap (or AKS) may create osm-mesh-config first; we only own our fields.
+            "Namespace" | "MeshConfig" => ExistingPolicy::Merge,
+            "CustomResourceDefinition" => ExistingPolicy::UseAsIs,
+            _ => ExistingPolicy::Conflict,
+        };
+        Ok(Desired { component, resource, namespaced: K::Scope::NAMESPACED, object: dynamic, existing })
     }
 
     /// Group, version and kind of the object.

@@ -3,8 +3,10 @@
 //! Builders are pure: they take the spec (and what was read from the cluster) and return
 //! [`desired::Desired`] objects. Only [`apply`] talks to the API server.
 
+pub mod apply;
 pub mod desired;
 pub mod ingress;
 pub mod labels;
 pub mod osm;
+pub mod topology;
 pub mod translate;

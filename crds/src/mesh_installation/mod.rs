@@ -27,6 +27,8 @@ pub const GROUP: &str = "meshoperator.dev";
 pub const VERSION: &str = "v1alpha1";
 
 /// The desired service-mesh installation: everything the OSM-on-AKS walkthrough does by hand, as one object.
+// kube-derive repeats `type_` once per printer column, which clippy reads as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "meshoperator.dev",

@@ -104,7 +104,7 @@ pub fn mesh_config(installation: &str, mesh: &MeshSpec) -> Result<Desired, OsmBu
 ///
 /// The sidecar images are left out on purpose: OSM then uses the injector's
 /// `OSM_DEFAULT_*_IMAGE` environment, which follows the control-plane version.
-pub(crate) fn preset_spec(mesh: &MeshSpec) -> Result<Value, serde_json::Error> {
+pub fn preset_spec(mesh: &MeshSpec) -> Result<Value, serde_json::Error> {
     let (enable_egress, enable_egress_policy) = egress_flags(mesh);
     let tracing = serde_json::to_value(tracing(mesh))?;
     Ok(json!({

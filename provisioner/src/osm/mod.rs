@@ -30,4 +30,4 @@ mod tests;
 pub use control_plane::control_plane;
 pub use crds::osm_crds;
 pub use error::OsmBuildError;
-pub use mesh_config::{egress_policies, mesh_config};
+pub use mesh_config::{egress_policies, mesh_config, preset_spec};

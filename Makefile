@@ -1,0 +1,21 @@
+# The two commands of the README, and their parts.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/mesh-operator/target
+BIN_DIR ?= $(HOME)/.cache/mesh-operator/bin
+
+.PHONY: demo test cluster crds unit e2e
+
+## demo: run the bookstore demo on the local control plane (apply, converge, edit the split, tear down).
+demo: cluster
+	cargo run --locked --release -p mesh-e2e --bin demo
+
+## test: every test — unit, then end-to-end on the local control plane (E2E_PROVIDER=kind|kubeconfig for others).
+test: cluster
+	cargo test --workspace --locked -- --test-threads=4
+
+## cluster: build the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
+cluster:
+	bash e2e/cluster/build.sh $(BIN_DIR)
+
+## crds: regenerate crds/yaml from the code.
+crds:
+	UPDATE_CRDS=1 cargo test -p mesh-crds --test crds committed_crd_yaml_matches_the_code

@@ -1,0 +1,239 @@
+//! One cluster per test binary: started on first use, shared by the binary's tests, stopped when
+//! the binary exits (the local control plane watches its stdin and exits when we are gone).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// Which cluster the suites run on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// The local control plane (default).
+    Local,
+    /// A kind cluster (needs `kind` and a Docker engine).
+    Kind,
+    /// An existing cluster from `E2E_KUBECONFIG`.
+    Kubeconfig,
+}
+
+impl Provider {
+    /// From `E2E_PROVIDER`.
+    pub fn from_env() -> Result<Provider, String> {
+        match std::env::var("E2E_PROVIDER").unwrap_or_default().as_str() {
+            "" | "local" => Ok(Provider::Local),
+            "kind" => Ok(Provider::Kind),
+            "kubeconfig" => Ok(Provider::Kubeconfig),
+            other => Err(format!("E2E_PROVIDER={other} is not one of local, kind, kubeconfig")),
+        }
+    }
+}
+
+/// A running cluster the tests can talk to.
+#[derive(Debug)]
+pub struct TestCluster {
+    /// Path of the admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// Which provider it came from.
+    pub provider: Provider,
+    /// Whether it is simulated (kwok nodes): pods never really run there.
+    pub simulated: bool,
+    process: Mutex<Option<Child>>,
+}
+
+static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Where the local control plane binaries are built.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MESH_E2E_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".cache/mesh-operator/bin")
+}
+
+impl TestCluster {
+    /// The binary's shared cluster, started on first use. Panics with the reason when it cannot
+    /// start; an opt-in provider whose prerequisites are missing returns `None` after printing why.
+    pub fn get() -> Option<&'static TestCluster> {
+        let result = CLUSTER.get_or_init(TestCluster::start);
+        match result {
+            Ok(cluster) => Some(cluster),
+            Err(reason) if reason.starts_with("SKIP:") => {
+                eprintln!("{reason}");
+                None
+            }
+            Err(reason) => panic!("test cluster: {reason}"),
+        }
+    }
+
+    fn start() -> Result<TestCluster, String> {
+        match Provider::from_env()? {
+            Provider::Local => start_local(),
+            Provider::Kind => start_kind(),
+            Provider::Kubeconfig => {
+                let path = std::env::var_os("E2E_KUBECONFIG")
+                    .ok_or_else(|| "SKIP: E2E_PROVIDER=kubeconfig needs E2E_KUBECONFIG".to_string())?;
+                Ok(TestCluster {
+                    kubeconfig: path.into(),
+                    provider: Provider::Kubeconfig,
+                    simulated: false,
+                    process: Mutex::new(None),
+                })
+            }
+        }
+    }
+
+    /// A new client for the calling test's runtime (clients must not outlive the runtime that made them).
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("readable kubeconfig");
+        let config =
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("valid kubeconfig");
+        Client::try_from(config).expect("client")
+    }
+
+    /// Stops the local control plane (tests normally let the process exit instead).
+    pub fn stop(&self) {
+        if let Ok(mut guard) = self.process.lock()
+            && let Some(mut child) = guard.take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn which(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Builds the local control plane (Go's build cache makes repeat builds take seconds).
+pub fn build_local() -> Result<PathBuf, String> {
+    if !which("go") {
+        return Err("the local control plane is built from Go modules, but `go` is not on PATH: install Go 1.24+ (https://go.dev/dl) or set E2E_PROVIDER=kubeconfig".into());
+    }
+    let dir = bin_dir();
+    let script = workspace_root().join("e2e/cluster/build.sh");
+    let started = Instant::now();
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg(&dir)
+        .stdout(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    if !output.status.success() {
+        return Err(format!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&output.stderr)));
+    }
+    eprintln!("e2e: control plane binaries ready in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(dir.join("localcluster"))
+}
+
+fn start_local() -> Result<TestCluster, String> {
+    let binary = build_local()?;
+    let workdir = std::env::temp_dir().join(format!("mesh-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
+    let kubeconfig = workdir.join("kubeconfig");
+    let log = workdir.join("cluster.log");
+    let started = Instant::now();
+    let mut child = Command::new(&binary)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--node-labels")
+        .arg("agentpool=agentpool")
+        .arg("--nodes")
+        .arg("2")
+        .arg("--log-file")
+        .arg(&log)
+        .arg("--exit-on-stdin-close")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with("LOCALCLUSTER READY") => break,
+            Some(Ok(_)) => continue,
+            _ => {
+                let _ = child.kill();
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: String =
+                    tail.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                return Err(format!(
+                    "the local control plane exited before it was ready; last log lines ({}):\n{tail}",
+                    log.display()
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "e2e: local control plane ready in {:.1}s (kubeconfig {})",
+        started.elapsed().as_secs_f64(),
+        kubeconfig.display()
+    );
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok(TestCluster { kubeconfig, provider: Provider::Local, simulated: true, process: Mutex::new(Some(child)) })
+}
+
+fn start_kind() -> Result<TestCluster, String> {
+    if !which("kind") {
+        return Err("SKIP: E2E_PROVIDER=kind needs the `kind` command".into());
+    }
+    let docker_ok = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !docker_ok {
+        return Err("SKIP: E2E_PROVIDER=kind needs a running Docker engine (`docker info` failed)".into());
+    }
+    let name = std::env::var("E2E_KIND_CLUSTER").unwrap_or_else(|_| "mesh-operator-e2e".to_string());
+    let kubeconfig = std::env::temp_dir().join(format!("mesh-e2e-kind-{name}.kubeconfig"));
+    let exists = Command::new("kind")
+        .args(["get", "clusters"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l == name))
+        .unwrap_or(false);
+    if !exists {
+        let status = Command::new("kind")
+            .args(["create", "cluster", "--name", &name, "--wait", "120s"])
+            .status()
+            .map_err(|e| format!("kind create cluster: {e}"))?;
+        if !status.success() {
+            return Err("kind create cluster failed".into());
+        }
+    }
+    let output =
+        Command::new("kind").args(["get", "kubeconfig", "--name", &name]).output().map_err(|e| e.to_string())?;
+    std::fs::write(&kubeconfig, &output.stdout).map_err(|e| e.to_string())?;
+    Ok(TestCluster { kubeconfig, provider: Provider::Kind, simulated: false, process: Mutex::new(None) })
+}
+
+/// Waits `timeout` for `f` to be true, polling.
+pub fn wait_blocking(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}

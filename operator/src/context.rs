@@ -1,0 +1,75 @@
+//! What every reconcile shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use mesh_provisioner::apply::ManagedCache;
+use tokio::sync::watch;
+
+/// Settings of the controller.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often a converged installation is checked again.
+    pub resync: Duration,
+    /// How long to wait before checking a converging installation again.
+    pub progress_interval: Duration,
+    /// Cap of the error back-off.
+    pub max_backoff: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            resync: Duration::from_secs(300),
+            progress_interval: Duration::from_secs(3),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Shared state of the controller.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Caches of managed objects.
+    pub cache: ManagedCache,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Settings.
+    pub settings: Settings,
+    /// True while this replica holds the leader lease (always true without leader election).
+    pub leader: watch::Receiver<bool>,
+    /// Consecutive failures per installation, for back-off.
+    pub failures: std::sync::Mutex<std::collections::BTreeMap<String, u32>>,
+    /// Metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Context {
+    /// A context for `client`.
+    pub fn new(
+        client: Client,
+        cache: ManagedCache,
+        settings: Settings,
+        leader: watch::Receiver<bool>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        let reporter = Reporter { controller: "mesh-operator".into(), instance: std::env::var("POD_NAME").ok() };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            cache,
+            settings,
+            leader,
+            failures: Default::default(),
+            metrics,
+        }
+    }
+
+    /// Whether this replica may write.
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+}

@@ -1,0 +1,51 @@
+//! Errors of the operator.
+
+use mesh_provisioner::apply::ApplyError;
+
+/// Errors a reconcile can end with. Each says what it was doing and to which object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A read or write against the API server failed.
+    #[error("{context}: {source}")]
+    Kube {
+        /// What was being done.
+        context: String,
+        /// Cause.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// Applying, pruning or deleting an object failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Building the desired objects failed.
+    #[error("building the desired objects: {0}")]
+    Build(#[from] crate::reconcile::build::BuildError),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The MeshInstallation CRD is not installed.
+    #[error(
+        "CRD {name} is not installed: apply crds/yaml/meshinstallations.meshoperator.dev.yaml, or run with --install-crds"
+    )]
+    CrdMissing {
+        /// CRD name.
+        name: String,
+    },
+    /// Leader election could not start.
+    #[error("starting leader election: {0}")]
+    LeaderElection(String),
+    /// The object has no name (should never happen for a stored object).
+    #[error("MeshInstallation without a name")]
+    Unnamed,
+}
+
+impl Error {
+    /// Wraps a kube error with context.
+    pub fn kube(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Kube { context, source: Box::new(source) }
+    }
+}
+
+/// Result of the operator's functions.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

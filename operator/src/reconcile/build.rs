@@ -1,0 +1,142 @@
+//! Build: every object the installation wants, from the spec and what was observed. Pure.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::ObjectMeta;
+use mesh_crds::{MeshInstallationSpec, MeshProvider, NamespaceSpec, TrafficMode};
+use mesh_provisioner::desired::{Component, Desired};
+use mesh_provisioner::topology::{self, AppInputs, CREATED_BY, ObservedNamespace};
+use mesh_provisioner::{ingress, osm};
+
+/// Errors while building.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// An object could not be rendered.
+    #[error(transparent)]
+    Desired(#[from] mesh_provisioner::desired::DesiredError),
+    /// The SMI policies could not be rendered.
+    #[error(transparent)]
+    Smi(#[from] mesh_provisioner::topology::SmiBuildError),
+    /// The OSM control plane could not be rendered.
+    #[error(transparent)]
+    Osm(#[from] osm::OsmBuildError),
+    /// The ingress could not be rendered.
+    #[error(transparent)]
+    Ingress(#[from] ingress::IngressBuildError),
+}
+
+/// What the build needs from the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct BuildInputs {
+    /// Observed namespaces (existence and whether we created them).
+    pub namespaces: BTreeMap<String, ObservedNamespace>,
+    /// Image rewrites for imported images.
+    pub image_overrides: BTreeMap<String, String>,
+    /// The ingress webhook's TLS material, reused from its Secret when present.
+    pub webhook_tls: Option<ingress::certs::WebhookTls>,
+    /// Edge certificates for rules with `tls.generate`, by (namespace, Secret name).
+    pub edge_certs: BTreeMap<(String, String), ingress::certs::EdgeCert>,
+}
+
+/// Everything desired, in apply order, plus notifications from lossy conversions.
+#[derive(Debug, Default)]
+pub struct Built {
+    /// The objects.
+    pub objects: Vec<Desired>,
+    /// Findings to surface in status.
+    pub notifications: Vec<mesh_crds::Notification>,
+}
+
+/// The namespaces that get enrolled: the spec's, plus the ingress controller's (monitored, not injected) on OSM.
+pub fn enrolled_namespaces(spec: &MeshInstallationSpec) -> Vec<NamespaceSpec> {
+    let mut namespaces = spec.namespaces.clone();
+    if spec.mesh.is_osm()
+        && spec.traffic.mode == TrafficMode::Smi
+        && let Some(ingress) = &spec.ingress
+    {
+        let name = ingress.nginx.namespace().to_string();
+        if !namespaces.iter().any(|n| n.name == name) {
+            namespaces.push(topology::ingress_namespace_spec(&name));
+        }
+    }
+    namespaces
+}
+
+/// A namespace that is not enrolled (the control plane's), created if missing.
+fn plain_namespace(
+    installation: &str,
+    name: &str,
+    observed: &BTreeMap<String, ObservedNamespace>,
+) -> Result<Desired, BuildError> {
+    let seen = observed.get(name).cloned().unwrap_or_default();
+    let annotations = (!seen.exists || seen.created_by_us)
+        .then(|| BTreeMap::from([(CREATED_BY.to_string(), installation.to_string())]));
+    let object = Namespace {
+        metadata: ObjectMeta { name: Some(name.to_string()), annotations, ..Default::default() },
+        ..Default::default()
+    };
+    Ok(Desired::new(Component::Mesh, installation, &object)?)
+}
+
+/// Builds the desired state.
+pub fn build(installation: &str, spec: &MeshInstallationSpec, inputs: &BuildInputs) -> Result<Built, BuildError> {
+    let mut built = Built::default();
+    let mut effective = spec.clone();
+    effective.namespaces = enrolled_namespaces(spec);
+
+    if spec.mesh.provider == MeshProvider::SelfHosted {
+        let namespace = spec.mesh.control_plane_namespace();
+        built.objects.push(plain_namespace(installation, namespace, &inputs.namespaces)?);
+        built.objects.extend(osm::osm_crds(installation)?);
+        built.objects.extend(
+            osm::control_plane(installation, &spec.mesh)?.into_iter().filter(|d| d.resource.kind != "Namespace"),
+        );
+    }
+    if spec.mesh.is_osm() {
+        built.objects.push(osm::mesh_config(installation, &spec.mesh)?);
+        built.objects.extend(osm::egress_policies(installation, &spec.mesh)?);
+    }
+
+    built.objects.extend(topology::namespaces(installation, &effective, &inputs.namespaces)?);
+
+    let digests =
+        effective.namespaces.iter().map(|ns| (ns.name.clone(), topology::enrolment_digest(&effective, ns))).collect();
+    let app_inputs = AppInputs { image_overrides: inputs.image_overrides.clone(), enrolment_digests: digests };
+    built.objects.extend(topology::apps(installation, spec, &app_inputs)?);
+
+    if let Some(ingress_spec) = &spec.ingress {
+        match spec.traffic.mode {
+            TrafficMode::Smi => {
+                let tls = match &inputs.webhook_tls {
+                    Some(tls) => tls.clone(),
+                    None => ingress::certs::WebhookTls::generate(
+                        &ingress::admission_service_name(ingress_spec),
+                        ingress_spec.nginx.namespace(),
+                    )?,
+                };
+                built.objects.extend(ingress::nginx_controller(installation, ingress_spec, &tls)?);
+                for ((namespace, secret), cert) in &inputs.edge_certs {
+                    built.objects.push(ingress::edge_tls_secret(installation, namespace, secret, cert)?);
+                }
+                let controller = ingress::ControllerRef::for_spec(ingress_spec);
+                let (objects, notes) = ingress::mesh_ingress(installation, spec, &controller)?;
+                built.objects.extend(objects);
+                built.notifications.extend(notes);
+            }
+            TrafficMode::GatewayApi => {
+                for ((namespace, secret), cert) in &inputs.edge_certs {
+                    built.objects.push(ingress::edge_tls_secret(installation, namespace, secret, cert)?);
+                }
+                let (objects, notes) = ingress::gateway_ingress(installation, spec)?;
+                built.objects.extend(objects);
+                built.notifications.extend(notes);
+            }
+        }
+    }
+
+    if spec.traffic.mode == TrafficMode::Smi {
+        built.objects.extend(topology::smi_policies(installation, spec)?);
+    }
+    Ok(built)
+}

@@ -1,0 +1,73 @@
+//! Conditions following the Kubernetes API conventions: `lastTransitionTime` moves only when a
+//! condition's status changes, so an unchanged installation re-renders an identical status.
+
+use mesh_crds::{Condition, ConditionStatus};
+
+/// A condition as a reconcile computes it, before timestamps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionUpdate {
+    /// Condition type.
+    pub type_: &'static str,
+    /// Its status.
+    pub status: ConditionStatus,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Human message.
+    pub message: String,
+}
+
+impl ConditionUpdate {
+    /// A condition that holds.
+    pub fn ok(type_: &'static str, reason: &str, message: impl Into<String>) -> Self {
+        ConditionUpdate { type_, status: ConditionStatus::True, reason: reason.to_string(), message: message.into() }
+    }
+
+    /// A condition that does not hold.
+    pub fn not_ok(type_: &'static str, reason: &str, message: impl Into<String>) -> Self {
+        ConditionUpdate { type_, status: ConditionStatus::False, reason: reason.to_string(), message: message.into() }
+    }
+
+    /// Whether it holds.
+    pub fn is_true(&self) -> bool {
+        self.status == ConditionStatus::True
+    }
+}
+
+/// New conditions from `updates`, keeping each condition's `lastTransitionTime` from `old` unless
+/// its status changed.
+pub fn merge(old: &[Condition], updates: &[ConditionUpdate], now: &str, generation: Option<i64>) -> Vec<Condition> {
+    updates
+        .iter()
+        .map(|update| {
+            let previous = old.iter().find(|c| c.type_ == update.type_);
+            let last_transition_time = match previous {
+                Some(prev) if prev.status == update.status => prev.last_transition_time.clone(),
+                _ => now.to_string(),
+            };
+            Condition {
+                type_: update.type_.to_string(),
+                status: update.status,
+                reason: update.reason.clone(),
+                message: update.message.clone(),
+                last_transition_time,
+                observed_generation: generation,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_moves_only_when_status_changes() {
+        let first = merge(&[], &[ConditionUpdate::not_ok("Ready", "Progressing", "waiting")], "t1", Some(1));
+        assert_eq!(first[0].last_transition_time, "t1");
+        let same = merge(&first, &[ConditionUpdate::not_ok("Ready", "Progressing", "still waiting")], "t2", Some(1));
+        assert_eq!(same[0].last_transition_time, "t1");
+        assert_eq!(same[0].message, "still waiting");
+        let flipped = merge(&same, &[ConditionUpdate::ok("Ready", "Converged", "done")], "t3", Some(1));
+        assert_eq!(flipped[0].last_transition_time, "t3");
+    }
+}

@@ -1,0 +1,290 @@
+//! One reconcile of a `MeshInstallation`: dereference → validate → build → apply → update status,
+//! with a finalizer that runs the ordered teardown on delete.
+
+pub mod build;
+pub mod conditions;
+pub mod observe;
+pub mod status;
+pub mod teardown;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::Resource;
+use kube::api::{Api, ResourceExt};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event, finalizer};
+use mesh_crds::{MeshInstallation, MeshProvider, condition_type as ct};
+use mesh_provisioner::apply::{Applier, ApplyError, ApplyOutcome};
+use mesh_provisioner::desired::{Component, Desired};
+use mesh_provisioner::osm;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::kinds;
+use conditions::ConditionUpdate;
+use status::Progress;
+
+/// Finalizer guarding deletion until the teardown has finished.
+pub const FINALIZER: &str = "meshoperator.dev/teardown";
+
+/// Reconciles one installation.
+pub async fn reconcile(mi: Arc<MeshInstallation>, ctx: Arc<Context>) -> Result<Action> {
+    if !ctx.is_leader() {
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    let started = Instant::now();
+    let name = mi.meta().name.clone().ok_or(Error::Unnamed)?;
+    let applier = Applier::new(ctx.client.clone(), ctx.cache.clone(), &name);
+    let api: Api<MeshInstallation> = Api::all(ctx.client.clone());
+    let result = finalizer(&api, FINALIZER, mi, |event| async {
+        match event {
+            Event::Apply(mi) => converge(&mi, &ctx, &applier).await,
+            Event::Cleanup(mi) => teardown::run(&mi, &ctx, &applier).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.record(result.is_ok(), started.elapsed(), applier.writes());
+    if result.is_ok()
+        && let Ok(mut failures) = ctx.failures.lock()
+    {
+        failures.remove(&name);
+    }
+    result
+}
+
+/// Error policy: exponential back-off with jitter, capped; one installation's errors never stop the others.
+pub fn error_policy(mi: Arc<MeshInstallation>, error: &Error, ctx: Arc<Context>) -> Action {
+    let name = mi.name_any();
+    let attempt = ctx
+        .failures
+        .lock()
+        .map(|mut failures| {
+            let count = failures.entry(name.clone()).or_insert(0);
+            *count = count.saturating_add(1);
+            *count
+        })
+        .unwrap_or(1);
+    let delay = backoff(attempt, ctx.settings.max_backoff);
+    tracing::warn!(installation = %name, attempt, ?delay, "reconcile failed: {error}");
+    Action::requeue(delay)
+}
+
+/// `min(cap, 1s · 2^(attempt-1))`, then jittered down by up to 25% so many failing objects spread out.
+pub fn backoff(attempt: u32, cap: Duration) -> Duration {
+    let base =
+        Duration::from_secs(1).saturating_mul(1u32.checked_shl(attempt.saturating_sub(1).min(20)).unwrap_or(u32::MAX));
+    let capped = base.min(cap);
+    let jitter = rand::random::<f64>() * 0.25;
+    capped.mul_f64(1.0 - jitter)
+}
+
+async fn publish(ctx: &Context, mi: &MeshInstallation, type_: EventType, reason: &str, action: &str, note: String) {
+    let event = KubeEvent { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    if let Err(error) = ctx.recorder.publish(&event, &mi.object_ref(&())).await {
+        tracing::debug!("could not publish event: {error}");
+    }
+}
+
+/// Applies one component's objects; returns the number written, or the errors.
+async fn apply_all(applier: &Applier, objects: &[&Desired]) -> (usize, Vec<ApplyError>) {
+    let mut written = 0;
+    let mut errors = Vec::new();
+    for desired in objects {
+        match applier.apply(desired).await {
+            Ok(ApplyOutcome::Applied) => written += 1,
+            Ok(_) => {}
+            Err(error) => errors.push(error),
+        }
+    }
+    (written, errors)
+}
+
+async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Result<Action> {
+    let name = mi.name_any();
+    let spec = &mi.spec;
+    let facts = observe::cluster_facts(ctx).await?;
+
+    let problems = validate::validate(&name, spec, &facts);
+    if !problems.is_empty() {
+        let progress = Progress::invalid(&problems);
+        let changed = status::update(ctx, mi, &progress).await?;
+        if changed {
+            let note = problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; ");
+            publish(ctx, mi, EventType::Warning, "InvalidSpec", "Validate", note).await;
+        }
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
+
+    let mut inputs =
+        build::BuildInputs { namespaces: observe::observed_namespaces(&name, spec, &facts), ..Default::default() };
+    inputs.webhook_tls = status::ingress_webhook_tls(ctx, spec).await?;
+    inputs.edge_certs = status::edge_certificates(ctx, spec).await?;
+    let built = build::build(&name, spec, &inputs)?;
+
+    let mut progress = Progress::new(spec);
+    progress.notifications = built.notifications.clone();
+    progress.certificates = status::certificate_statuses(&inputs.edge_certs);
+
+    // Mesh: CRDs first; nothing that depends on them is applied until they are Established.
+    let mesh_objects: Vec<&Desired> = built.objects.iter().filter(|d| d.component == Component::Mesh).collect();
+    let (crds, rest): (Vec<&Desired>, Vec<&Desired>) =
+        mesh_objects.iter().partition(|d| d.resource.kind == "CustomResourceDefinition");
+    let (written, errors) = apply_all(applier, &crds).await;
+    progress.record(Component::Mesh, written, &errors);
+    let crd_names = status::osm_crd_names(spec);
+    let crds_ready = errors.is_empty() && observe::crds_established(ctx, &crd_names).await?;
+    if spec.mesh.provider == MeshProvider::SelfHosted && errors.is_empty() {
+        ensure_root_ca(ctx, applier, mi, &mut progress).await?;
+    }
+    if crds_ready && spec.mesh.provider == MeshProvider::SelfHosted {
+        seed_mesh_config(ctx, mi).await?;
+    }
+    if crds_ready {
+        let (written, errors) = apply_all(applier, &rest).await;
+        progress.record(Component::Mesh, written, &errors);
+    } else {
+        progress.waiting(Component::Mesh, "waiting for the OSM and SMI CRDs to be Established");
+    }
+
+    for component in [Component::Namespaces, Component::Apps, Component::Ingress, Component::Traffic] {
+        if component == Component::Traffic && !crds_ready {
+            progress.waiting(component, "waiting for the SMI CRDs to be Established");
+            continue;
+        }
+        if component != Component::Namespaces && progress.blocked(Component::Namespaces) {
+            progress.waiting(component, "waiting for the namespaces");
+            continue;
+        }
+        let objects: Vec<&Desired> = built.objects.iter().filter(|d| d.component == component).collect();
+        let (written, errors) = apply_all(applier, &objects).await;
+        progress.record(component, written, &errors);
+    }
+
+    prune(applier, &built.objects, &mut progress).await?;
+    status::observe_readiness(ctx, mi, &built.objects, &mut progress);
+
+    if progress.writes() > 0 {
+        publish(ctx, mi, EventType::Normal, "Applied", "Apply", progress.summary()).await;
+    }
+    for error in progress.errors() {
+        publish(ctx, mi, EventType::Warning, "ApplyFailed", "Apply", error).await;
+    }
+    status::update(ctx, mi, &progress).await?;
+    Ok(if progress.ready() {
+        Action::requeue(ctx.settings.resync)
+    } else {
+        Action::requeue(ctx.settings.progress_interval)
+    })
+}
+
+/// Deletes what was applied before but is no longer desired, kind by kind. A component whose apply
+/// failed is not pruned (its desired set may be incomplete). Namespaces are released, never deleted.
+async fn prune(applier: &Applier, desired: &[Desired], progress: &mut Progress) -> Result<()> {
+    for component in Component::ALL {
+        if progress.failed(component) {
+            continue;
+        }
+        for kind in kinds::kinds_of(component) {
+            if kind.resource.kind == "Namespace" {
+                for live in applier.cache().owned(
+                    &kind.resource,
+                    applier_installation(applier, desired),
+                    Some(component.as_str()),
+                ) {
+                    let live_name = live.name_any();
+                    if !desired.iter().any(|d| d.resource.kind == "Namespace" && d.name() == live_name) {
+                        applier.release(component, &kind.resource, None, &live_name).await?;
+                        progress.pruned.push(format!("Namespace/{live_name} (released)"));
+                    }
+                }
+                continue;
+            }
+            let pruned = applier.prune(component, &kind, desired).await?;
+            progress.pruned.extend(pruned);
+        }
+    }
+    Ok(())
+}
+
+fn applier_installation<'a>(_applier: &Applier, desired: &'a [Desired]) -> &'a str {
+    desired
+        .first()
+        .and_then(|d| d.object.metadata.labels.as_ref())
+        .and_then(|l| l.get(mesh_provisioner::labels::INSTALLATION))
+        .map(String::as_str)
+        .unwrap_or_default()
+}
+
+/// The mesh's root CA: generated and stored once, never silently replaced. An unreadable stored
+/// CA is reported, not overwritten: workload certificates chain to it.
+async fn ensure_root_ca(
+    ctx: &Context,
+    applier: &Applier,
+    mi: &MeshInstallation,
+    progress: &mut Progress,
+) -> Result<()> {
+    let namespace = mi.spec.mesh.control_plane_namespace();
+    match observe::secret(ctx, namespace, osm::names::CA_BUNDLE_SECRET).await? {
+        Some(existing) => {
+            let data = existing.data.clone().unwrap_or_default();
+            if let Err(problem) = osm::ca::parse_ca_bundle(&data) {
+                progress.fail(
+                    Component::Mesh,
+                    format!("Secret {namespace}/{} holds no usable root CA ({problem}); it is left as it is — delete it to have a new CA generated", osm::names::CA_BUNDLE_SECRET),
+                );
+            }
+        }
+        None => {
+            let ca = osm::ca::generate_root_ca().map_err(build::BuildError::from)?;
+            let desired = osm::ca::ca_bundle_secret(&mi.name_any(), namespace, &ca).map_err(build::BuildError::from)?;
+            match applier.apply(&desired).await {
+                Ok(_) => progress.record(Component::Mesh, 1, &[]),
+                Err(error) => progress.record(Component::Mesh, 0, &[error]),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates `osm-mesh-config` from OSM's preset when it does not exist yet, as osm-bootstrap
+/// would, under a field manager of its own: the mesh component then owns only the fields the spec
+/// controls, and OSM's required fields (certificate settings, sidecar defaults) stay in place.
+async fn seed_mesh_config(ctx: &Context, mi: &MeshInstallation) -> Result<()> {
+    let namespace = mi.spec.mesh.control_plane_namespace();
+    let resource = kube::api::ApiResource::erase::<mesh_crds::osm::MeshConfig>(&());
+    let typed: Api<mesh_crds::osm::MeshConfig> = Api::namespaced(ctx.client.clone(), namespace);
+    if ctx.cache.get(&resource, Some(namespace), osm::names::MESH_CONFIG).is_some() {
+        return Ok(());
+    }
+    let context = format!("creating MeshConfig {namespace}/{}", osm::names::MESH_CONFIG);
+    if typed.get_opt(osm::names::MESH_CONFIG).await.map_err(Error::kube(context.clone()))?.is_some() {
+        return Ok(());
+    }
+    // Created from OSM's full preset JSON, so fields our typed model leaves out are kept too.
+    let preset =
+        osm::preset_spec(&mi.spec.mesh).map_err(|e| Error::kube(context.clone())(kube::Error::SerdeError(e)))?;
+    let object: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+        "metadata": {"name": osm::names::MESH_CONFIG, "namespace": namespace},
+        "spec": preset,
+    }))
+    .map_err(|e| Error::kube(context.clone())(kube::Error::SerdeError(e)))?;
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+    let params =
+        kube::api::PostParams { field_manager: Some("mesh-operator/osm-bootstrap".into()), ..Default::default() };
+    match api.create(&params, &object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(error) => Err(Error::kube(context)(error)),
+    }
+}
+
+/// Condition updates shared by the status module.
+pub(crate) fn degraded(reason: &str, message: String) -> ConditionUpdate {
+    ConditionUpdate { type_: ct::DEGRADED, status: mesh_crds::ConditionStatus::True, reason: reason.into(), message }
+}

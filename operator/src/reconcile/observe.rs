@@ -1,0 +1,122 @@
+//! Dereference: read what the validate and build steps need, preferring the watch caches and the
+//! API server's watch cache (list with resourceVersion=0) over quorum reads.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, ListParams};
+use kube::{Api, ResourceExt};
+use mesh_crds::MeshInstallationSpec;
+use mesh_provisioner::topology::{CREATED_BY, ObservedNamespace};
+
+use super::build::enrolled_namespaces;
+use super::validate::ClusterFacts;
+use crate::context::Context;
+use crate::error::{Error, Result};
+
+/// Reads namespaces and OSM control planes.
+pub async fn cluster_facts(ctx: &Context) -> Result<ClusterFacts> {
+    let cached = ListParams::default().match_any();
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let namespaces = namespaces.list(&cached).await.map_err(Error::kube("listing namespaces"))?;
+    let deployments: Api<Deployment> = Api::all(ctx.client.clone());
+    let controllers = deployments
+        .list(&cached.clone().labels("app=osm-controller"))
+        .await
+        .map_err(Error::kube("listing osm-controller Deployments"))?;
+    Ok(ClusterFacts {
+        namespaces: namespaces.items.into_iter().map(|ns| (ns.name_any(), ns)).collect(),
+        control_planes: controllers
+            .items
+            .into_iter()
+            .filter_map(|d| {
+                let mesh = d.labels().get("meshName").cloned().unwrap_or_default();
+                d.namespace().map(|ns| (ns, mesh))
+            })
+            .collect(),
+    })
+}
+
+/// Existence and ownership of the namespaces the installation touches.
+pub fn observed_namespaces(
+    installation: &str,
+    spec: &MeshInstallationSpec,
+    facts: &ClusterFacts,
+) -> BTreeMap<String, ObservedNamespace> {
+    let mut names: Vec<String> = enrolled_namespaces(spec).into_iter().map(|n| n.name).collect();
+    names.push(spec.mesh.control_plane_namespace().to_string());
+    names
+        .into_iter()
+        .map(|name| {
+            let live = facts.namespaces.get(&name);
+            let observed = ObservedNamespace {
+                exists: live.is_some(),
+                created_by_us: live
+                    .is_some_and(|ns| ns.annotations().get(CREATED_BY).is_some_and(|v| v == installation)),
+            };
+            (name, observed)
+        })
+        .collect()
+}
+
+/// A Secret from the cache, or from the API when it is not one of ours.
+pub async fn secret(ctx: &Context, namespace: &str, name: &str) -> Result<Option<Secret>> {
+    let resource = ApiResource::erase::<Secret>(&());
+    if let Some(cached) = ctx.cache.get(&resource, Some(namespace), name) {
+        let secret: Secret = serde_json::to_value(&*cached)
+            .and_then(serde_json::from_value)
+            .map_err(|e| Error::kube(format!("decoding Secret {namespace}/{name}"))(kube::Error::SerdeError(e)))?;
+        return Ok(Some(secret));
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    api.get_opt(name).await.map_err(Error::kube(format!("reading Secret {namespace}/{name}")))
+}
+
+/// Whether every named CRD is Established.
+pub async fn crds_established(ctx: &Context, names: &[String]) -> Result<bool> {
+    let resource = ApiResource::erase::<CustomResourceDefinition>(&());
+    for name in names {
+        let value = match ctx.cache.get(&resource, None, name) {
+            Some(cached) => serde_json::to_value(&*cached).unwrap_or_default(),
+            None => {
+                let api: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
+                match api.get_opt(name).await.map_err(Error::kube(format!("reading CRD {name}")))? {
+                    Some(crd) => serde_json::to_value(crd).unwrap_or_default(),
+                    None => return Ok(false),
+                }
+            }
+        };
+        let established = value["status"]["conditions"]
+            .as_array()
+            .is_some_and(|conds| conds.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
+        if !established {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Readiness of a workload from the cache: `(ready, message)`.
+pub fn workload_ready(ctx: &Context, kind: &str, namespace: &str, name: &str) -> (bool, String) {
+    let (resource, ready) = match kind {
+        "StatefulSet" => (ApiResource::erase::<StatefulSet>(&()), "readyReplicas"),
+        _ => (ApiResource::erase::<Deployment>(&()), "availableReplicas"),
+    };
+    let Some(object) = ctx.cache.get(&resource, Some(namespace), name) else {
+        return (false, format!("{kind} {namespace}/{name} does not exist yet"));
+    };
+    let value = serde_json::to_value(&*object).unwrap_or_default();
+    let wanted = value["spec"]["replicas"].as_i64().unwrap_or(1);
+    let have = value["status"][ready].as_i64().unwrap_or(0);
+    let generation = value["metadata"]["generation"].as_i64().unwrap_or(0);
+    let observed = value["status"]["observedGeneration"].as_i64().unwrap_or(0);
+    if observed < generation {
+        return (false, format!("{kind} {namespace}/{name} is rolling out"));
+    }
+    if have < wanted {
+        return (false, format!("{kind} {namespace}/{name} has {have}/{wanted} ready pods"));
+    }
+    (true, String::new())
+}

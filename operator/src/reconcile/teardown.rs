@@ -1,0 +1,264 @@
+//! Teardown on delete, in the article's order: traffic policies → ingress → un-enrol namespaces →
+//! restart the workloads left in them → apps → control plane (webhooks, MeshConfig, CA, CRDs) →
+//! namespaces we created, if asked. Every step is idempotent and re-checked on each pass, so a
+//! restarted operator simply resumes. Nothing the operator did not create is deleted.
+
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{ApiResource, ListParams, Patch, PatchParams, ResourceExt};
+use kube::runtime::controller::Action;
+use mesh_crds::MeshInstallation;
+use mesh_provisioner::apply::Applier;
+use mesh_provisioner::desired::Component;
+use mesh_provisioner::labels;
+use mesh_provisioner::topology::CREATED_BY;
+use serde_json::json;
+
+use super::build::enrolled_namespaces;
+use super::status;
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::kinds;
+
+/// Annotation value set on pod templates of workloads left in un-enrolled namespaces: constant,
+/// so a resumed teardown does not restart them twice.
+pub const UNENROLLED: &str = "unenrolled";
+
+/// The steps, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Delete SMI/Gateway API policies.
+    TrafficPolicies,
+    /// Delete the ingress.
+    Ingress,
+    /// Remove enrolment labels and annotations.
+    Unenrol,
+    /// Restart workloads so sidecars go away.
+    RestartWorkloads,
+    /// Delete the apps.
+    Apps,
+    /// Delete the control plane.
+    ControlPlane,
+    /// Delete namespaces we created.
+    Namespaces,
+}
+
+impl Step {
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::TrafficPolicies => "TrafficPolicies",
+            Step::Ingress => "Ingress",
+            Step::Unenrol => "Unenrol",
+            Step::RestartWorkloads => "RestartWorkloads",
+            Step::Apps => "Apps",
+            Step::ControlPlane => "ControlPlane",
+            Step::Namespaces => "Namespaces",
+        }
+    }
+}
+
+/// Runs the teardown; returns `await_change` when done (the finalizer is then removed).
+pub async fn run(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Result<Action> {
+    let steps = [
+        Step::TrafficPolicies,
+        Step::Ingress,
+        Step::Unenrol,
+        Step::RestartWorkloads,
+        Step::Apps,
+        Step::ControlPlane,
+        Step::Namespaces,
+    ];
+    for step in steps {
+        let done = run_step(step, mi, ctx, applier).await?;
+        if !done {
+            record_step(ctx, mi, step).await?;
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+    }
+    tracing::info!(installation = %mi.name_any(), "teardown complete");
+    Ok(Action::await_change())
+}
+
+async fn record_step(ctx: &Context, mi: &MeshInstallation, step: Step) -> Result<()> {
+    let mut current = mi.status.clone().unwrap_or_default();
+    if current.teardown_step.as_deref() == Some(step.as_str()) {
+        return Ok(());
+    }
+    current.teardown_step = Some(step.as_str().to_string());
+    status::write(ctx, mi, &current).await
+}
+
+/// Deletes every object of `component`; true once none remains.
+async fn delete_component(applier: &Applier, component: Component) -> Result<bool> {
+    let mut remaining = 0;
+    for kind in kinds::kinds_of(component) {
+        if kind.resource.kind == "Namespace" {
+            continue;
+        }
+        remaining += applier.delete_all(component, &kind.resource).await?;
+    }
+    Ok(remaining == 0)
+}
+
+async fn run_step(step: Step, mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Result<bool> {
+    let spec = &mi.spec;
+    let name = mi.name_any();
+    match step {
+        Step::TrafficPolicies => delete_component(applier, Component::Traffic).await,
+        Step::Ingress => delete_component(applier, Component::Ingress).await,
+        Step::Unenrol => {
+            let ns_resource = kinds::namespace();
+            let keep_created = spec.teardown.delete_namespaces;
+            for ns in owned_namespaces(ctx, &name, Component::Namespaces).await? {
+                let created = ns.annotations().get(CREATED_BY).is_some_and(|v| *v == name);
+                if created && keep_created {
+                    // Keep only the created-by mark, so the last step can still find it after a restart.
+                    let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name_any(), "annotations": {CREATED_BY: name}}});
+                    let params = PatchParams::apply(&labels::field_manager(Component::Namespaces.as_str())).force();
+                    Api::<Namespace>::all(ctx.client.clone())
+                        .patch(&ns.name_any(), &params, &Patch::Apply(&body))
+                        .await
+                        .map_err(Error::kube(format!("un-enrolling Namespace/{}", ns.name_any())))?;
+                } else {
+                    applier.release(Component::Namespaces, &ns_resource, None, &ns.name_any()).await?;
+                }
+            }
+            Ok(true)
+        }
+        Step::RestartWorkloads => {
+            if spec.teardown.restart_workloads {
+                for ns in enrolled_namespaces(spec) {
+                    restart_foreign_workloads(ctx, &ns.name).await?;
+                }
+            }
+            Ok(true)
+        }
+        Step::Apps => delete_component(applier, Component::Apps).await,
+        Step::ControlPlane => {
+            if !spec.teardown.uninstall_mesh {
+                return Ok(true);
+            }
+            // Webhooks the OSM control plane registers itself at run time (so they carry OSM's labels, not ours).
+            let mesh = &spec.mesh.name;
+            delete_named::<MutatingWebhookConfiguration>(ctx, &format!("osm-webhook-{mesh}")).await?;
+            delete_named::<ValidatingWebhookConfiguration>(ctx, &format!("osm-validator-mesh-{mesh}")).await?;
+            let done = delete_component(applier, Component::Mesh).await?;
+            if !done {
+                return Ok(false);
+            }
+            delete_created_namespaces(ctx, applier, &name, Component::Mesh).await
+        }
+        Step::Namespaces => {
+            if spec.teardown.delete_namespaces {
+                delete_created_namespaces(ctx, applier, &name, Component::Namespaces).await
+            } else {
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Namespaces carrying our installation and component labels (listed from the API, not the cache).
+async fn owned_namespaces(ctx: &Context, installation: &str, component: Component) -> Result<Vec<Namespace>> {
+    let selector =
+        format!("{},{}={}", labels::installation_selector(installation), labels::COMPONENT, component.as_str());
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let listed =
+        api.list(&ListParams::default().labels(&selector)).await.map_err(Error::kube("listing our namespaces"))?;
+    let created =
+        api.list(&ListParams::default()).await.map_err(Error::kube("listing namespaces"))?.items.into_iter().filter(
+            |ns| {
+                ns.annotations().get(CREATED_BY).is_some_and(|v| v == installation)
+                    && component == Component::Namespaces
+            },
+        );
+    let mut all: Vec<Namespace> = listed.items;
+    for ns in created {
+        if !all.iter().any(|n| n.name_any() == ns.name_any()) {
+            all.push(ns);
+        }
+    }
+    Ok(all)
+}
+
+/// Deletes namespaces this installation created (by annotation); true once they are gone.
+async fn delete_created_namespaces(
+    ctx: &Context,
+    applier: &Applier,
+    installation: &str,
+    component: Component,
+) -> Result<bool> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let all = api.list(&ListParams::default()).await.map_err(Error::kube("listing namespaces"))?;
+    let mut remaining = 0;
+    for ns in all.items {
+        let created = ns.annotations().get(CREATED_BY).is_some_and(|v| v == installation);
+        let of_component = ns.labels().get(labels::COMPONENT).map(String::as_str) == Some(component.as_str())
+            || (component == Component::Namespaces && !ns.labels().contains_key(labels::COMPONENT));
+        if created && of_component {
+            remaining += 1;
+            if ns.metadata.deletion_timestamp.is_none() {
+                applier.delete(&kinds::namespace(), None, &ns.name_any()).await?;
+            }
+        } else if !created && ns.labels().get(labels::INSTALLATION).is_some_and(|v| v == installation) && of_component {
+            // A namespace that existed before us: give back what we set on it.
+            applier.release(component, &kinds::namespace(), None, &ns.name_any()).await?;
+        }
+    }
+    Ok(remaining == 0)
+}
+
+async fn delete_named<K>(ctx: &Context, name: &str) -> Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(ctx.client.clone());
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(Error::kube(format!("deleting {} {name}", ApiResource::erase::<K>(&()).kind))(error)),
+    }
+}
+
+/// Rolls the workloads we did not create in a namespace leaving the mesh, as `kubectl rollout
+/// restart` does, so their sidecars are removed. The annotation value is constant, so repeating
+/// the step is a no-op.
+async fn restart_foreign_workloads(ctx: &Context, namespace: &str) -> Result<()> {
+    let body = json!({"spec": {"template": {"metadata": {"annotations": {labels::RESTARTED_AT: UNENROLLED}}}}});
+    macro_rules! restart {
+        ($kind:ty) => {{
+            let api: Api<$kind> = Api::namespaced(ctx.client.clone(), namespace);
+            let list = api
+                .list(&ListParams::default())
+                .await
+                .map_err(Error::kube(format!("listing workloads in {namespace}")))?;
+            for workload in list.items {
+                let ours = workload.labels().contains_key(labels::INSTALLATION);
+                let template_annotations = workload
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.metadata.as_ref())
+                    .and_then(|m| m.annotations.as_ref());
+                let done =
+                    template_annotations.and_then(|a| a.get(labels::RESTARTED_AT)).is_some_and(|v| v == UNENROLLED);
+                if ours || done {
+                    continue;
+                }
+                api.patch(&workload.name_any(), &PatchParams::default(), &Patch::Merge(&body))
+                    .await
+                    .map_err(Error::kube(format!("restarting {}/{}", namespace, workload.name_any())))?;
+            }
+        }};
+    }
+    restart!(Deployment);
+    restart!(StatefulSet);
+    restart!(DaemonSet);
+    Ok(())
+}

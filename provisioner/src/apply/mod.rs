@@ -1,0 +1,247 @@
+//! The only part of the provisioner that writes to the API server: server-side apply with a field
+//! manager per component, pruning of objects no longer desired, and deletion for teardown.
+
+pub mod cache;
+pub mod compare;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+pub use cache::{ManagedCache, ManagedKind};
+
+use crate::desired::{Component, Desired, ExistingPolicy};
+use crate::labels;
+
+/// What applying one object did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// It already matched: nothing was sent.
+    Unchanged,
+    /// It was created or changed.
+    Applied,
+    /// A same-named object made by someone else is used as it is.
+    UsedExisting,
+}
+
+/// Errors of the apply layer; each names the object.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The object exists and belongs to someone else.
+    #[error(
+        "{object} already exists and was not created by this installation{owner}; it is left untouched — delete or rename it, or remove it from the spec"
+    )]
+    Conflict {
+        /// `Kind/namespace/name`.
+        object: String,
+        /// `" (it belongs to installation X)"` when another installation owns it.
+        owner: String,
+    },
+    /// An API call failed.
+    #[error("{action} {object}: {source}")]
+    Api {
+        /// What was being done.
+        action: &'static str,
+        /// `Kind/namespace/name`.
+        object: String,
+        /// Cause.
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+impl ApplyError {
+    /// Whether retrying may help (API unavailable, conflicts on write), as opposed to a problem a person must fix.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ApplyError::Conflict { .. })
+    }
+}
+
+fn api_error(action: &'static str, object: String) -> impl FnOnce(kube::Error) -> ApplyError {
+    move |source| ApplyError::Api { action, object, source: Box::new(source) }
+}
+
+fn reference(resource: &ApiResource, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{}/{}/{}", resource.kind, ns, name),
+        None => format!("{}/{}", resource.kind, name),
+    }
+}
+
+/// Applies, prunes and deletes the objects of one installation.
+#[derive(Clone)]
+pub struct Applier {
+    client: Client,
+    cache: ManagedCache,
+    installation: String,
+    writes: Arc<AtomicU64>,
+}
+
+impl Applier {
+    /// An applier for `installation`.
+    pub fn new(client: Client, cache: ManagedCache, installation: &str) -> Self {
+        Applier { client, cache, installation: installation.to_string(), writes: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// Write requests this applier sent.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    fn api(&self, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        }
+    }
+
+    fn owner_of(object: &DynamicObject) -> Option<&str> {
+        object.metadata.labels.as_ref().and_then(|l| l.get(labels::INSTALLATION)).map(String::as_str)
+    }
+
+    /// Makes `desired` exist with our fields, writing only when something differs.
+    pub async fn apply(&self, desired: &Desired) -> Result<ApplyOutcome, ApplyError> {
+        let object_ref = desired.reference();
+        let wanted = compare::comparable(&serde_json::to_value(&desired.object).unwrap_or_default());
+        let live = match self.cache.get(&desired.resource, desired.namespace(), desired.name()) {
+            Some(cached) => Some((*cached).clone()),
+            None => self
+                .api(&desired.resource, desired.namespace())
+                .get_opt(desired.name())
+                .await
+                .map_err(api_error("reading", object_ref.clone()))?,
+        };
+        if let Some(live) = &live {
+            let ours = Self::owner_of(live) == Some(self.installation.as_str());
+            if !ours {
+                match desired.existing {
+                    ExistingPolicy::UseAsIs => return Ok(ApplyOutcome::UsedExisting),
+                    ExistingPolicy::Merge if Self::owner_of(live).is_none() => {}
+                    _ => {
+                        return Err(ApplyError::Conflict {
+                            object: object_ref,
+                            owner: Self::owner_of(live)
+                                .map(|o| format!(" (it belongs to installation {o})"))
+                                .unwrap_or_default(),
+                        });
+                    }
+                }
+            }
+            let have = serde_json::to_value(live).unwrap_or_default();
+            if compare::is_subset(&wanted, &have) {
+                return Ok(ApplyOutcome::Unchanged);
+            }
+        }
+        let params = PatchParams::apply(&labels::field_manager(desired.component.as_str())).force();
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.api(&desired.resource, desired.namespace())
+            .patch(desired.name(), &params, &Patch::Apply(&desired.object))
+            .await
+            .map_err(api_error("applying", object_ref))?;
+        Ok(ApplyOutcome::Applied)
+    }
+
+    /// Gives up every field our component manager owns on an object (e.g. a namespace leaving the
+    /// mesh: its enrolment labels and annotations disappear; the namespace stays).
+    pub async fn release(
+        &self,
+        component: Component,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, ApplyError> {
+        let object_ref = reference(resource, namespace, name);
+        let api = self.api(resource, namespace);
+        if api.get_opt(name).await.map_err(api_error("reading", object_ref.clone()))?.is_none() {
+            return Ok(false);
+        }
+        let empty = json!({"apiVersion": resource.api_version, "kind": resource.kind, "metadata": {"name": name}});
+        let params = PatchParams::apply(&labels::field_manager(component.as_str())).force();
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        api.patch(name, &params, &Patch::Apply(&empty)).await.map_err(api_error("releasing", object_ref))?;
+        Ok(true)
+    }
+
+    /// Deletes cached objects of `component` of one kind that `desired` no longer contains.
+    /// Returns what was deleted. Kinds whose cache is not ready yet are left for a later pass.
+    pub async fn prune(
+        &self,
+        component: Component,
+        kind: &ManagedKind,
+        desired: &[Desired],
+    ) -> Result<Vec<String>, ApplyError> {
+        if !self.cache.is_ready(&kind.resource) {
+            return Ok(Vec::new());
+        }
+        let mut pruned = Vec::new();
+        for live in self.cache.owned(&kind.resource, &self.installation, Some(component.as_str())) {
+            let name = live.metadata.name.clone().unwrap_or_default();
+            let namespace = live.metadata.namespace.clone();
+            let still_wanted = desired.iter().any(|d| {
+                d.component == component
+                    && d.resource.kind == kind.resource.kind
+                    && d.resource.group == kind.resource.group
+                    && d.name() == name
+                    && d.namespace() == namespace.as_deref()
+            });
+            if !still_wanted && live.metadata.deletion_timestamp.is_none() {
+                pruned.push(self.delete(&kind.resource, namespace.as_deref(), &name).await?);
+            }
+        }
+        Ok(pruned.into_iter().flatten().collect())
+    }
+
+    /// Deletes one object if it exists; returns its reference when a delete was sent.
+    pub async fn delete(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<String>, ApplyError> {
+        let object_ref = reference(resource, namespace, name);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        match self.api(resource, namespace).delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(Some(object_ref)),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(source) => Err(api_error("deleting", object_ref)(source)),
+        }
+    }
+
+    /// Teardown: deletes every object of this installation's `component` of one kind, listing the
+    /// API server (not the cache) so nothing is missed. Returns how many are still present
+    /// (being deleted), so the caller can wait.
+    pub async fn delete_all(&self, component: Component, resource: &ApiResource) -> Result<usize, ApplyError> {
+        let selector = format!(
+            "{},{}={}",
+            labels::installation_selector(&self.installation),
+            labels::COMPONENT,
+            component.as_str()
+        );
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
+        let listed = match api.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list.items,
+            // The kind is not served (its CRD is gone): nothing of it can remain.
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(0),
+            Err(source) => return Err(api_error("listing", format!("{} with {selector}", resource.kind))(source)),
+        };
+        let remaining = listed.len();
+        for object in listed.iter().filter(|o| o.metadata.deletion_timestamp.is_none()) {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            self.delete(resource, object.metadata.namespace.as_deref(), &name).await?;
+        }
+        Ok(remaining)
+    }
+
+    /// The client, for reads the reconciler makes itself.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The cache of managed objects.
+    pub fn cache(&self) -> &ManagedCache {
+        &self.cache
+    }
+}
