@@ -219,21 +219,21 @@ func loadCRDs(dir string) ([]*apiextv1.CustomResourceDefinition, error) {
 	return crds, nil
 }
 
-func applyCRDs(ctx context.Context, ext apiextclient.Interface, crds []*apiextv1.CustomResourceDefinition) error {
-	for _, crd := range crds {
-		_, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			old, gerr := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-			if gerr != nil {
-				return gerr
-			}
-			crd = crd.DeepCopy()
-			crd.ResourceVersion = old.ResourceVersion
-			_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, crd, metav1.UpdateOptions{})
+// applyCRD creates the CRD, or updates it when it already exists (a kept
+// --data-dir).
+func applyCRD(ctx context.Context, ext apiextclient.Interface, crd *apiextv1.CustomResourceDefinition) error {
+	_, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		old, gerr := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+		if gerr != nil {
+			return gerr
 		}
-		if err != nil {
-			return fmt.Errorf("apply CRD %s: %w", crd.Name, err)
-		}
+		crd = crd.DeepCopy()
+		crd.ResourceVersion = old.ResourceVersion
+		_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, crd, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("apply CRD %s: %w", crd.Name, err)
 	}
 	return nil
 }

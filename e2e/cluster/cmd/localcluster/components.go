@@ -36,63 +36,75 @@ func parseInto(name string, nfs cliflag.NamedFlagSets, args []string) error {
 	return nil
 }
 
-// runAPIServer runs kube-apiserver until ctx is cancelled. listener is the
-// already-bound secure-port listener (so the port is known without races).
-func runAPIServer(ctx context.Context, args []string, listener net.Listener) error {
+// Each prepare* function builds a component's options and parses its flags;
+// the returned function runs the component until ctx is cancelled.
+//
+// All three must be prepared before any of them runs: building
+// kube-controller-manager's flags overrides a feature-gate default
+// (WatchListClient), which panics once the process-wide feature gate has been
+// added to another component's flag set.
+
+// prepareAPIServer: listener is the already-bound secure-port listener (so
+// the port is known without races).
+func prepareAPIServer(args []string, listener net.Listener) (func(context.Context) error, error) {
 	s := apiopts.NewServerRunOptions()
 	if err := parseInto("kube-apiserver", s.Flags(), args); err != nil {
-		return err
+		return nil, err
 	}
-	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
-		return err
-	}
-	s.SecureServing.Listener = listener
-	completed, err := s.Complete(ctx)
-	if err != nil {
-		return fmt.Errorf("kube-apiserver: %w", err)
-	}
-	if errs := completed.Validate(); len(errs) != 0 {
-		return fmt.Errorf("kube-apiserver: %w", utilerrors.NewAggregate(errs))
-	}
-	return apiapp.Run(ctx, completed)
+	return func(ctx context.Context) error {
+		if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+			return err
+		}
+		s.SecureServing.Listener = listener
+		completed, err := s.Complete(ctx)
+		if err != nil {
+			return err
+		}
+		if errs := completed.Validate(); len(errs) != 0 {
+			return utilerrors.NewAggregate(errs)
+		}
+		return apiapp.Run(ctx, completed)
+	}, nil
 }
 
-// runControllerManager runs kube-controller-manager until ctx is cancelled.
-// It must be started only once the apiserver is healthy: it gives up (and
-// exits the process) after waiting 10s for /healthz.
-func runControllerManager(ctx context.Context, args []string) error {
+// prepareControllerManager: run it only once the apiserver is healthy: it
+// gives up (and exits the process) after waiting 10s for /healthz.
+func prepareControllerManager(args []string) (func(context.Context) error, error) {
 	s, err := kcmopts.NewKubeControllerManagerOptions()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	known, disabled, aliases := kcmapp.KnownControllers(), kcmapp.ControllersDisabledByDefault(), kcmapp.ControllerAliases()
 	nfs := s.Flags(known, disabled, aliases)
 	s.ParsedFlags = &nfs
 	if err := parseInto("kube-controller-manager", nfs, args); err != nil {
-		return err
+		return nil, err
 	}
-	if err := s.ComponentGlobalsRegistry.Set(); err != nil {
-		return err
-	}
-	c, err := s.Config(ctx, known, disabled, aliases)
-	if err != nil {
-		return fmt.Errorf("kube-controller-manager: %w", err)
-	}
-	return kcmapp.Run(ctx, c.Complete())
+	return func(ctx context.Context) error {
+		if err := s.ComponentGlobalsRegistry.Set(); err != nil {
+			return err
+		}
+		c, err := s.Config(ctx, known, disabled, aliases)
+		if err != nil {
+			return err
+		}
+		return kcmapp.Run(ctx, c.Complete())
+	}, nil
 }
 
-// runScheduler runs kube-scheduler until ctx is cancelled.
-func runScheduler(ctx context.Context, args []string) error {
+func prepareScheduler(args []string) (func(context.Context) error, error) {
 	opts := schedopts.NewOptions()
 	if err := parseInto("kube-scheduler", *opts.Flags, args); err != nil {
-		return err
+		return nil, err
 	}
-	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
-		return err
-	}
-	cc, sched, err := schedapp.Setup(ctx, opts)
-	if err != nil {
-		return fmt.Errorf("kube-scheduler: %w", err)
-	}
-	return schedapp.Run(ctx, cc, sched)
+	return func(ctx context.Context) error {
+		if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
+			return err
+		}
+		cc, sched, err := schedapp.Setup(ctx, opts)
+		if err != nil {
+			return err
+		}
+		return schedapp.Run(ctx, cc, sched)
+	}, nil
 }

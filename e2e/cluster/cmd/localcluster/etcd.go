@@ -2,12 +2,19 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
+
+// etcdLogLevel is raised to "fatal" at shutdown: closing etcd under a live
+// apiserver logs a burst of harmless "server closed" errors.
+var etcdLogLevel = zap.NewAtomicLevelAt(zapcore.ErrorLevel)
 
 // freePort asks the kernel for a free loopback TCP port.
 func freePort() (int, error) {
@@ -22,7 +29,7 @@ func freePort() (int, error) {
 // startEtcd runs a single-member embedded etcd on loopback with settings
 // tuned for a throw-away test cluster (no fsync, small quota, quiet logs).
 // It returns the client URL.
-func startEtcd(dir, logLevel, logFile string) (*embed.Etcd, string, error) {
+func startEtcd(dir, logLevel string, logOut io.Writer) (*embed.Etcd, string, error) {
 	clientPort, err := freePort()
 	if err != nil {
 		return nil, "", err
@@ -34,6 +41,14 @@ func startEtcd(dir, logLevel, logFile string) (*embed.Etcd, string, error) {
 	clientURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", clientPort)}
 	peerURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", peerPort)}
 
+	if err := etcdLogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return nil, "", fmt.Errorf("--etcd-log-level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	sink := zapcore.Lock(zapcore.AddSync(logOut))
+	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(encCfg), sink, etcdLogLevel), zap.ErrorOutput(sink))
+
 	cfg := embed.NewConfig()
 	cfg.Name = "localcluster"
 	cfg.Dir = dir
@@ -43,11 +58,7 @@ func startEtcd(dir, logLevel, logFile string) (*embed.Etcd, string, error) {
 	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.Logger = "zap"
-	cfg.LogLevel = logLevel
-	cfg.LogOutputs = []string{"stderr"}
-	if logFile != "" {
-		cfg.LogOutputs = []string{logFile}
-	}
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(logger)
 	// Test data is thrown away: never fsync.
 	cfg.UnsafeNoFsync = true
 	cfg.QuotaBackendBytes = 2 * 1024 * 1024 * 1024

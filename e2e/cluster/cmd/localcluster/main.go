@@ -26,7 +26,10 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc/grpclog"
 
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -129,8 +132,11 @@ type cluster struct {
 	kwok     *exec.Cmd
 	kwokDone chan struct{}
 	cancel   context.CancelFunc
+	fatal    chan error
 	apiDone  chan struct{}
 	logOut   io.Writer
+
+	removeOnce sync.Once
 }
 
 func run(o options) int {
@@ -148,8 +154,20 @@ func run(o options) int {
 		c.logOut = f
 	}
 
+	// gRPC (apiserver -> etcd) warns about every cancelled dial; keep only
+	// its errors unless -v>=2.
+	grpcWarn := io.Discard
+	if klog.V(2).Enabled() {
+		grpcWarn = c.logOut
+	}
+	grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, grpcWarn, c.logOut))
+
 	// Everything the components log goes through klog (stderr or --log-file);
 	// stdout is reserved for the single READY line.
+	//
+	// One goroutine turns the first stop request (signal, stdin EOF) or
+	// component failure into closing `down`; start-up and the ready wait both
+	// watch `down`, so no request can be lost between them.
 	fatal := make(chan error, 8)
 	stop := make(chan os.Signal, 2)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
@@ -160,66 +178,75 @@ func run(o options) int {
 			stop <- syscall.SIGTERM
 		}()
 	}
+	down := make(chan struct{})
+	var downErr error // nil: stop request; else the component failure
+	go func() {
+		select {
+		case s := <-stop:
+			klog.InfoS("shutting down", "signal", s)
+		case err := <-fatal:
+			downErr = err
+		}
+		close(down)
+		// A second signal during shutdown exits at once.
+		<-stop
+		os.Exit(1)
+	}()
 
+	// A component that gives up calls klog.Fatal / klog.FlushAndExit, which
+	// exit through klog.OsExit: still remove the data dir (kwok dies with us
+	// through its parent-death signal).
+	klog.OsExit = func(code int) {
+		c.removeData()
+		os.Exit(code)
+	}
+
+	c.fatal = fatal
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	rest.SetDefaultWarningHandler(rest.NoWarnings{})
 
 	exitCode := 0
-	err := c.start(ctx, start, fatal, stop)
-	if err != nil {
-		if !errors.Is(err, errStopped) {
+	if err := c.start(ctx, start, down); err != nil {
+		select {
+		case <-down:
+			if downErr != nil {
+				klog.ErrorS(downErr, "component failed before the cluster was ready")
+				exitCode = 1
+			}
+		default:
 			klog.ErrorS(err, "localcluster failed")
 			exitCode = 1
 		}
 	} else {
-		// Ready: wait for a stop request or a component failure.
-		select {
-		case s := <-stop:
-			klog.InfoS("shutting down", "signal", s)
-		case err := <-fatal:
-			klog.ErrorS(err, "component failed, shutting down")
+		<-down
+		if downErr != nil {
+			klog.ErrorS(downErr, "component failed, shutting down")
 			exitCode = 1
 		}
 	}
-	// A second signal during shutdown exits at once.
-	go func() {
-		<-stop
-		os.Exit(exitCode)
-	}()
 	c.shutdown()
 	return exitCode
 }
 
-var errStopped = errors.New("stopped before ready")
-
-func (c *cluster) start(ctx context.Context, start time.Time, fatal chan error, stop chan os.Signal) error {
+func (c *cluster) start(ctx context.Context, start time.Time, down <-chan struct{}) error {
 	o := c.o
-	// Abort the startup on a stop request or a failure.
+	fatal := c.fatal
+	// Abort the start-up on a stop request, a failure, or the timeout.
 	startCtx, startCancel := context.WithTimeout(ctx, o.readyTimeout)
 	defer startCancel()
-	var stopErr error
-	var stopMu sync.Mutex
 	go func() {
 		select {
-		case s := <-stop:
-			stopMu.Lock()
-			stopErr = fmt.Errorf("%w (signal %v)", errStopped, s)
-			stopMu.Unlock()
-			startCancel()
-		case err := <-fatal:
-			stopMu.Lock()
-			stopErr = err
-			stopMu.Unlock()
+		case <-down:
 			startCancel()
 		case <-startCtx.Done():
 		}
 	}()
 	wrap := func(err error) error {
-		stopMu.Lock()
-		defer stopMu.Unlock()
-		if stopErr != nil {
-			return stopErr
+		select {
+		case <-down:
+			return errors.New("interrupted")
+		default:
 		}
 		if startCtx.Err() != nil && ctx.Err() == nil {
 			return fmt.Errorf("not ready within %v: %w", o.readyTimeout, err)
@@ -252,18 +279,21 @@ func (c *cluster) start(ctx context.Context, start time.Time, fatal chan error, 
 
 	// Gateway API CRDs are read (and, if needed, downloaded) concurrently.
 	type crdResult struct {
-		dir string
-		err error
+		dir  string
+		crds []*apiextv1.CustomResourceDefinition
+		err  error
 	}
-	crdDirCh := make(chan crdResult, 1)
+	crdCh := make(chan crdResult, 1)
 	if !o.noGateway {
 		go func() {
-			if o.gatewayCRDs != "" {
-				crdDirCh <- crdResult{dir: o.gatewayCRDs}
-				return
+			r := crdResult{dir: o.gatewayCRDs}
+			if r.dir == "" {
+				r.dir, r.err = resolveGatewayCRDDir(o.gatewayVersion)
 			}
-			d, err := resolveGatewayCRDDir(o.gatewayVersion)
-			crdDirCh <- crdResult{d, err}
+			if r.err == nil {
+				r.crds, r.err = loadCRDs(r.dir)
+			}
+			crdCh <- r
 		}()
 	}
 
@@ -286,7 +316,7 @@ func (c *cluster) start(ctx context.Context, start time.Time, fatal chan error, 
 	}
 
 	// --- etcd -------------------------------------------------------------
-	c.etcd, err = startEtcdLogged(filepath.Join(c.dataDir, "etcd"), o)
+	c.etcd, err = startEtcdLogged(filepath.Join(c.dataDir, "etcd"), o, c.logOut)
 	if err != nil {
 		return err
 	}
@@ -342,6 +372,10 @@ func (c *cluster) start(ctx context.Context, start time.Time, fatal chan error, 
 		// ServiceAccount admission is in the default set; NodeRestriction is
 		// added as on real clusters.
 		"--enable-admission-plugins=NodeRestriction",
+		// TaintNodesByCondition taints new Nodes node.kubernetes.io/not-ready
+		// and relies on node-lifecycle-controller to lift it; fake nodes are
+		// Ready from the start, so keep them untainted.
+		"--disable-admission-plugins=TaintNodesByCondition",
 		// The apiserver's own Endpoints/EndpointSlice for the `kubernetes`
 		// Service cannot hold a loopback address; skip that reconciler.
 		"--endpoint-reconciler-type=none",
@@ -353,10 +387,51 @@ func (c *cluster) start(ctx context.Context, start time.Time, fatal chan error, 
 		"--storage-media-type=application/vnd.kubernetes.protobuf",
 	}
 	apiArgs = append(apiArgs, strings.Fields(o.apiserverArgs)...)
+	// Component flags are all parsed before anything runs (see components.go).
+	kcmArgs := []string{
+		"--kubeconfig=" + kubeconfigs["kube-controller-manager"],
+		"--authentication-kubeconfig=" + kubeconfigs["kube-controller-manager"],
+		"--authorization-kubeconfig=" + kubeconfigs["kube-controller-manager"],
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--controllers=" + o.controllers,
+		"--service-account-private-key-file=" + p.SAKeyFile,
+		"--root-ca-file=" + p.servingCA.CertFile,
+		"--use-service-account-credentials=false",
+		"--cluster-name=localcluster",
+		"--kube-api-qps=200",
+		"--kube-api-burst=400",
+		// Converge quickly in tests.
+		"--concurrent-gc-syncs=20",
+		"--concurrent-namespace-syncs=10",
+		"--namespace-sync-period=30s",
+	}
+	kcmArgs = append(kcmArgs, strings.Fields(o.controllerMgrArgs)...)
+	schedArgs := []string{
+		"--kubeconfig=" + kubeconfigs["kube-scheduler"],
+		"--authentication-kubeconfig=" + kubeconfigs["kube-scheduler"],
+		"--authorization-kubeconfig=" + kubeconfigs["kube-scheduler"],
+		"--leader-elect=false",
+		"--secure-port=0",
+	}
+	schedArgs = append(schedArgs, strings.Fields(o.schedulerArgs)...)
+	runKCM, err := prepareControllerManager(kcmArgs)
+	if err != nil {
+		return err
+	}
+	runSched, err := prepareScheduler(schedArgs)
+	if err != nil {
+		return err
+	}
+	runAPI, err := prepareAPIServer(apiArgs, listener)
+	if err != nil {
+		return err
+	}
+
 	c.apiDone = make(chan struct{})
 	go func() {
 		defer close(c.apiDone)
-		if err := runAPIServer(ctx, apiArgs, listener); err != nil && ctx.Err() == nil {
+		if err := runAPI(ctx); err != nil && ctx.Err() == nil {
 			fatal <- fmt.Errorf("kube-apiserver: %w", err)
 		} else if ctx.Err() == nil {
 			fatal <- errors.New("kube-apiserver exited")
@@ -393,41 +468,13 @@ func (c *cluster) start(ctx context.Context, start time.Time, fatal chan error, 
 	klog.InfoS("kube-apiserver ready", "server", server, "elapsed", time.Since(start).Round(time.Millisecond))
 
 	// --- controller-manager, scheduler, kwok, nodes, CRDs (concurrently) ---
-	kcmArgs := []string{
-		"--kubeconfig=" + kubeconfigs["kube-controller-manager"],
-		"--authentication-kubeconfig=" + kubeconfigs["kube-controller-manager"],
-		"--authorization-kubeconfig=" + kubeconfigs["kube-controller-manager"],
-		"--leader-elect=false",
-		"--secure-port=0",
-		"--controllers=" + o.controllers,
-		"--service-account-private-key-file=" + p.SAKeyFile,
-		"--root-ca-file=" + p.servingCA.CertFile,
-		"--use-service-account-credentials=false",
-		"--cluster-name=localcluster",
-		"--kube-api-qps=200",
-		"--kube-api-burst=400",
-		// Converge quickly in tests.
-		"--concurrent-gc-syncs=20",
-		"--concurrent-namespace-syncs=10",
-		"--namespace-sync-period=30s",
-	}
-	kcmArgs = append(kcmArgs, strings.Fields(o.controllerMgrArgs)...)
 	go func() {
-		if err := runControllerManager(ctx, kcmArgs); err != nil && ctx.Err() == nil {
+		if err := runKCM(ctx); err != nil && ctx.Err() == nil {
 			fatal <- fmt.Errorf("kube-controller-manager: %w", err)
 		}
 	}()
-
-	schedArgs := []string{
-		"--kubeconfig=" + kubeconfigs["kube-scheduler"],
-		"--authentication-kubeconfig=" + kubeconfigs["kube-scheduler"],
-		"--authorization-kubeconfig=" + kubeconfigs["kube-scheduler"],
-		"--leader-elect=false",
-		"--secure-port=0",
-	}
-	schedArgs = append(schedArgs, strings.Fields(o.schedulerArgs)...)
 	go func() {
-		if err := runScheduler(ctx, schedArgs); err != nil && ctx.Err() == nil {
+		if err := runSched(ctx); err != nil && ctx.Err() == nil {
 			fatal <- fmt.Errorf("kube-scheduler: %w", err)
 		}
 	}()
@@ -436,47 +483,61 @@ func (c *cluster) start(ctx context.Context, start time.Time, fatal chan error, 
 		if err := c.startKwok(kwokBin, kubeconfigs["kwok"], fatal); err != nil {
 			return err
 		}
-		if err := createNodes(startCtx, cs, o.nodes, extraLabels, version.Get().GitVersion); err != nil {
-			return wrap(err)
-		}
 	}
-
-	var crdNames []string
+	var crds []*apiextv1.CustomResourceDefinition
 	if !o.noGateway {
-		r := <-crdDirCh
+		r := <-crdCh
 		if r.err != nil {
 			return r.err
 		}
-		crds, err := loadCRDs(r.dir)
-		if err != nil {
-			return err
-		}
-		if err := applyCRDs(startCtx, ext, crds); err != nil {
+		crds = r.crds
+		klog.InfoS("applying Gateway API CRDs", "dir", r.dir, "count", len(crds))
+	}
+	// Nodes and CRDs are created concurrently (CRDs are large: ~150ms each).
+	errs := make(chan error, 1+len(crds))
+	go func() {
+		errs <- createNodes(startCtx, cs, o.nodes, extraLabels, version.Get().GitVersion)
+	}()
+	var crdNames []string
+	for _, crd := range crds {
+		crdNames = append(crdNames, crd.Name)
+		go func() { errs <- applyCRD(startCtx, ext, crd) }()
+	}
+	for i := 0; i < 1+len(crds); i++ {
+		if err := <-errs; err != nil {
 			return wrap(err)
 		}
-		for _, crd := range crds {
-			crdNames = append(crdNames, crd.Name)
-		}
-		klog.InfoS("Gateway API CRDs applied", "dir", r.dir, "count", len(crds))
 	}
 
+	klog.InfoS("nodes and CRDs created", "elapsed", time.Since(start).Round(time.Millisecond))
+
 	// --- readiness ---------------------------------------------------------
+	var crdsAt, nodesAt, saAt time.Duration // when each condition was first met
 	err = poll(startCtx, 50*time.Millisecond, func(ctx context.Context) (bool, error) {
-		if ok, err := crdsEstablished(ctx, ext, crdNames); !ok {
-			lastErr = fmt.Errorf("gateway API CRDs not established yet (%v)", err)
-			return false, nil
-		}
-		if ok, err := nodesReady(ctx, cs, o.nodes); !ok {
-			lastErr = fmt.Errorf("nodes not ready yet (%v)", err)
-			return false, nil
-		}
-		if _, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err != nil {
-			if !apierrors.IsNotFound(err) {
-				lastErr = err
-			} else {
-				lastErr = errors.New("default/default ServiceAccount does not exist yet")
+		if crdsAt == 0 {
+			if ok, err := crdsEstablished(ctx, ext, crdNames); !ok {
+				lastErr = fmt.Errorf("gateway API CRDs not established yet (%v)", err)
+				return false, nil
 			}
-			return false, nil
+			crdsAt = time.Since(start)
+		}
+		if nodesAt == 0 {
+			if ok, err := nodesReady(ctx, cs, o.nodes); !ok {
+				lastErr = fmt.Errorf("nodes not ready yet (%v)", err)
+				return false, nil
+			}
+			nodesAt = time.Since(start)
+		}
+		if saAt == 0 {
+			if _, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err != nil {
+				if !apierrors.IsNotFound(err) {
+					lastErr = err
+				} else {
+					lastErr = errors.New("default/default ServiceAccount does not exist yet")
+				}
+				return false, nil
+			}
+			saAt = time.Since(start)
 		}
 		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err != nil || strings.TrimSpace(string(body)) != "ok" {
@@ -494,13 +555,14 @@ func (c *cluster) start(ctx context.Context, start time.Time, fatal chan error, 
 			return err
 		}
 	}
-	klog.InfoS("cluster ready", "elapsed", time.Since(start).Round(time.Millisecond), "kubeconfig", kubeconfigPath)
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	klog.InfoS("cluster ready", "elapsed", ms(time.Since(start)), "crdsEstablished", ms(crdsAt), "nodesReady", ms(nodesAt), "defaultServiceAccount", ms(saAt), "kubeconfig", kubeconfigPath)
 	fmt.Fprintf(os.Stdout, "LOCALCLUSTER READY kubeconfig=%s\n", kubeconfigPath)
 	return nil
 }
 
-func startEtcdLogged(dir string, o options) (*embed.Etcd, error) {
-	e, _, err := startEtcd(dir, o.etcdLogLevel, o.logFile)
+func startEtcdLogged(dir string, o options, logOut io.Writer) (*embed.Etcd, error) {
+	e, _, err := startEtcd(dir, o.etcdLogLevel, logOut)
 	return e, err
 }
 
@@ -514,7 +576,11 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 
 func findKwok(flagValue string) (string, error) {
 	if flagValue != "" {
-		return flagValue, nil
+		p, err := exec.LookPath(flagValue)
+		if err != nil {
+			return "", fmt.Errorf("--kwok-bin: %w", err)
+		}
+		return p, nil
 	}
 	if exe, err := os.Executable(); err == nil {
 		cand := filepath.Join(filepath.Dir(exe), "kwok")
@@ -572,6 +638,13 @@ func (c *cluster) startKwok(bin, kubeconfig string, fatal chan error) error {
 	return nil
 }
 
+// shutdown stops kwok, deletes the data dir and returns; the caller exits.
+//
+// The in-process components are not stopped one by one: a kube-apiserver
+// whose context is cancelled while its post-start hooks run exits the process
+// itself (klog.Fatal), and a graceful stop takes a second for nothing. They
+// end with the process. The data dir is removed before anything else can
+// fail, so an exit from inside a component cannot leak it.
 func (c *cluster) shutdown() {
 	t := time.Now()
 	if c.kwok != nil && c.kwok.Process != nil {
@@ -583,33 +656,46 @@ func (c *cluster) shutdown() {
 			<-c.kwokDone
 		}
 	}
-	if c.cancel != nil {
-		c.cancel()
+	// From here on the components only complain about going away.
+	if !klog.V(2).Enabled() {
+		klog.LogToStderr(false)
+		klog.SetOutput(io.Discard)
+		etcdLogLevel.SetLevel(zapcore.FatalLevel)
 	}
-	if c.apiDone != nil {
-		select {
-		case <-c.apiDone:
-		case <-time.After(5 * time.Second):
-			klog.Info("kube-apiserver did not stop within 5s; continuing")
+	c.removeData()
+	if c.o.keepData {
+		// Leave consistent etcd data behind: stop the apiserver, then etcd.
+		if c.cancel != nil {
+			c.cancel()
+		}
+		if c.apiDone != nil {
+			select {
+			case <-c.apiDone:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		if c.etcd != nil {
+			done := make(chan struct{})
+			go func() { c.etcd.Close(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+			}
 		}
 	}
-	if c.etcd != nil {
-		done := make(chan struct{})
-		go func() { c.etcd.Close(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			klog.Info("etcd did not stop within 5s; continuing")
+	fmt.Fprintf(c.logOut, "localcluster: stopped in %v\n", time.Since(t).Round(time.Millisecond))
+}
+
+// removeData deletes the ready file and (unless --keep-data) the data dir.
+func (c *cluster) removeData() {
+	c.removeOnce.Do(func() {
+		if c.o.readyFile != "" {
+			_ = os.Remove(c.o.readyFile)
 		}
-	}
-	if c.o.readyFile != "" {
-		_ = os.Remove(c.o.readyFile)
-	}
-	if c.dataDir != "" && !c.o.keepData {
-		if err := os.RemoveAll(c.dataDir); err != nil {
-			klog.ErrorS(err, "remove data dir", "path", c.dataDir)
+		if c.dataDir != "" && !c.o.keepData {
+			if err := os.RemoveAll(c.dataDir); err != nil {
+				fmt.Fprintf(c.logOut, "localcluster: remove data dir %s: %v\n", c.dataDir, err)
+			}
 		}
-	}
-	klog.InfoS("stopped", "elapsed", time.Since(t).Round(time.Millisecond))
-	klog.Flush()
+	})
 }
