@@ -94,6 +94,7 @@ impl TestCluster {
 
     /// A new client for the calling test's runtime (clients must not outlive the runtime that made them).
     pub async fn client(&self) -> Client {
+        mesh_operator::init_crypto();
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("readable kubeconfig");
         let config =
             Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("valid kubeconfig");
@@ -236,4 +237,36 @@ pub fn wait_blocking(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
+}
+
+/// Simulated nodes have no storage provisioner: offer a few unclassed hostPath volumes so that
+/// StatefulSets' claims (mysql's) bind, as they would on a cluster with a default StorageClass.
+fn create_volumes(kubeconfig: &Path) -> Result<(), String> {
+    let manifest: String = (0..8)
+        .map(|i| {
+            format!(
+                "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: e2e-pv-{i}\n  labels: {{mesh-e2e: \"true\"}}\nspec:\n  capacity: {{storage: 10Gi}}\n  accessModes: [ReadWriteOnce]\n  persistentVolumeReclaimPolicy: Delete\n  storageClassName: \"\"\n  hostPath: {{path: /tmp/e2e-pv-{i}}}\n---\n"
+            )
+        })
+        .collect();
+    // The caller may be inside a test's runtime, where blocking on another one is not allowed.
+    let kubeconfig = kubeconfig.to_path_buf();
+    let worker = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            mesh_operator::init_crypto();
+            let kc = Kubeconfig::read_from(&kubeconfig).map_err(|e| e.to_string())?;
+            let config =
+                Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.map_err(|e| e.to_string())?;
+            let client = Client::try_from(config).map_err(|e| e.to_string())?;
+            let api: kube::Api<k8s_openapi::api::core::v1::PersistentVolume> = kube::Api::all(client);
+            for doc in manifest.split("---\n").filter(|d| !d.trim().is_empty()) {
+                let value: serde_json::Value = serde_yaml::from_str(doc).map_err(|e| e.to_string())?;
+                let pv = serde_json::from_value(value).map_err(|e| e.to_string())?;
+                api.create(&Default::default(), &pv).await.map_err(|e| format!("creating a PersistentVolume: {e}"))?;
+            }
+            Ok::<(), String>(())
+        })
+    });
+    worker.join().map_err(|_| "creating PersistentVolumes panicked".to_string())?
 }

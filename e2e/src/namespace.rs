@@ -49,6 +49,7 @@ impl Drop for TempNamespace {
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             runtime.block_on(async move {
+                mesh_operator::init_crypto();
                 let Ok(kc) = kube::config::Kubeconfig::read_from(&kubeconfig) else { return };
                 let Ok(config) = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await else { return };
                 let Ok(client) = kube::Client::try_from(config) else { return };

@@ -39,8 +39,7 @@ async fn samples_are_admitted_and_invalid_samples_rejected_with_their_message() 
     let api: Api<MeshInstallation> = Api::all(client);
     let dry_run = PostParams { dry_run: true, ..Default::default() };
     for path in yaml_files(&samples_dir()) {
-        let object: MeshInstallation =
-            serde_yaml::from_str(&std::fs::read_to_string(&path).expect("read")).expect("parse");
+        let object = MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("read")).expect("parse");
         api.create(&dry_run, &object).await.unwrap_or_else(|e| panic!("{} was rejected: {e}", path.display()));
     }
     let mut checked = 0;

@@ -23,7 +23,7 @@ pub struct IngressSpec {
     pub backend_protocol: BackendProtocol,
     /// Routes from a host and path to a backend Service.
     #[serde(default)]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 32))]
     pub rules: Vec<IngressRule>,
 }
 

@@ -25,7 +25,7 @@ pub enum MeshProvider {
 }
 
 /// The service mesh control plane and its mesh-wide settings.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeshSpec {
     /// Who provides the control plane: SelfHosted (OSM installed by the operator), AksAddon (AKS OSM add-on) or AksIstioAddon (AKS Istio add-on).
@@ -65,6 +65,23 @@ pub struct MeshSpec {
 
 fn default_mesh_name() -> String {
     "osm".to_string()
+}
+
+impl Default for MeshSpec {
+    fn default() -> Self {
+        MeshSpec {
+            provider: MeshProvider::default(),
+            name: default_mesh_name(),
+            namespace: None,
+            version: None,
+            permissive_traffic_policy: false,
+            egress: EgressSpec::default(),
+            tracing: TracingSpec::default(),
+            addons: AddonsSpec::default(),
+            istio: None,
+            migrate_from_osm: false,
+        }
+    }
 }
 
 /// How egress policy is enforced.

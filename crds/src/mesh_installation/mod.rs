@@ -64,7 +64,6 @@ pub const VERSION: &str = "v1alpha1";
     validation = Rule::new("self.mesh.provider != 'AksIstioAddon' || (has(self.traffic) && self.traffic.mode == 'GatewayAPI')").message("spec.traffic.mode must be GatewayAPI when spec.mesh.provider is AksIstioAddon: Istio does not serve SMI").field_path(".traffic.mode"),
     validation = Rule::new("self.mesh.provider != 'AksAddon' || !has(self.mesh.__namespace__) || self.mesh.__namespace__ == 'kube-system'").message("spec.mesh.namespace must be kube-system (or unset) for the AKS OSM add-on, which always runs there").field_path(".mesh.namespace"),
     validation = Rule::new("!has(self.registry) || has(self.azure)").message("spec.azure is required when spec.registry is set: images are imported through Azure Resource Manager").field_path(".azure"),
-    validation = Rule::new("!has(self.namespaces) || self.namespaces.all(n, self.namespaces.exists_one(m, m.name == n.name))").message("spec.namespaces: each namespace may be listed only once").field_path(".namespaces"),
     validation = Rule::new("!has(self.apps) || self.apps.all(a, self.apps.exists_one(b, b.name == a.name && b.__namespace__ == a.__namespace__))").message("spec.apps: app names must be unique within a namespace").field_path(".apps"),
     validation = Rule::new("!has(self.apps) || self.apps.all(a, has(self.namespaces) && self.namespaces.exists(n, n.name == a.__namespace__))").message("spec.apps[].namespace must be listed in spec.namespaces").field_path(".apps"),
     validation = Rule::new("!has(self.traffic) || !has(self.traffic.splits) || self.traffic.splits.all(s, has(self.namespaces) && self.namespaces.exists(n, n.name == s.__namespace__))").message("spec.traffic.splits[].namespace must be listed in spec.namespaces").field_path(".traffic.splits"),
@@ -83,9 +82,9 @@ pub struct MeshInstallationSpec {
     /// Images to import into Azure Container Registry before the apps use them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<RegistrySpec>,
-    /// Namespaces to create (if missing) and enrol in the mesh.
+    /// Namespaces to create (if missing) and enrol in the mesh; each name at most once.
     #[serde(default)]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = 256), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub namespaces: Vec<NamespaceSpec>,
     /// Applications to deploy into the enrolled namespaces.
     #[serde(default)]
@@ -106,5 +105,25 @@ impl MeshInstallationSpec {
     /// The app that declares Service `service` in `namespace`, either as its main Service or a version Service.
     pub fn app_declaring_service(&self, namespace: &str, service: &str) -> Option<&AppSpec> {
         self.apps.iter().filter(|app| app.namespace == namespace).find(|app| app.service_names().contains(&service))
+    }
+}
+
+/// Errors reading a MeshInstallation from YAML.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not YAML.
+    #[error("not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    /// YAML, but not a MeshInstallation.
+    #[error("not a valid MeshInstallation: {0}")]
+    Shape(#[from] serde_json::Error),
+}
+
+impl MeshInstallation {
+    /// Reads a MeshInstallation from YAML the way the API server does (YAML → JSON → object), so
+    /// one-of fields such as `azure.credential: {workloadIdentity: {}}` read as written.
+    pub fn from_yaml(text: &str) -> Result<MeshInstallation, ParseError> {
+        let value: serde_json::Value = serde_yaml::from_str(text)?;
+        Ok(serde_json::from_value(value)?)
     }
 }

@@ -27,11 +27,11 @@ pub struct TrafficSpec {
     pub mode: TrafficMode,
     /// Access policies: SMI is deny-by-default, so only what is listed here may reach a destination (unless `mesh.permissiveTrafficPolicy`).
     #[serde(default)]
-    #[schemars(length(max = 128))]
+    #[schemars(length(max = 64))]
     pub access: Vec<AccessPolicy>,
     /// Weighted splits of a root Service between backend Services.
     #[serde(default)]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 16))]
     pub splits: Vec<SplitPolicy>,
     /// In GatewayAPI mode, also translate the SMI objects already present in enrolled namespaces and keep the translation in sync.
     #[serde(default)]
@@ -53,7 +53,7 @@ pub struct AccessPolicy {
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub destination: String,
     /// ServiceAccounts allowed to reach the destination.
-    #[schemars(length(min = 1, max = 32))]
+    #[schemars(length(min = 1, max = 16))]
     pub sources: Vec<ServiceAccountRef>,
     /// Name of the HTTPRouteGroup holding `httpRoutes`. Defaults to `<name>-routes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,7 +166,7 @@ pub struct SplitPolicy {
     #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
     pub service: String,
     /// Backend Services and their weights.
-    #[schemars(length(min = 1, max = 16))]
+    #[schemars(length(min = 1, max = 8))]
     pub backends: Vec<SplitBackend>,
 }
 

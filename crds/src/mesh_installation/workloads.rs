@@ -120,7 +120,7 @@ pub struct AppService {
     pub headless: bool,
     /// Extra Services selecting only this app's version, e.g. `bookstore-v1`. They are TrafficSplit backends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 8))]
+    #[schemars(length(max = 4))]
     pub version_services: Vec<VersionService>,
     /// Selector of the main Service. Defaults to `app: <name>`; bookstore's root Service selects `app: bookstore` across versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
 
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/bookstore.yaml");
-    let mut mi: MeshInstallation = serde_yaml::from_str(&std::fs::read_to_string(path)?)?;
+    let mut mi = MeshInstallation::from_yaml(&std::fs::read_to_string(path)?)?;
     let name = mi.name_any();
     let api: Api<MeshInstallation> = Api::all(client.clone());
     println!(

@@ -100,6 +100,7 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    mesh_operator::init_crypto();
     match cli.command {
         Command::Crd { set } => {
             let sets = mesh_crds::generate::all_sets();

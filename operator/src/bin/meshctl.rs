@@ -19,6 +19,7 @@ enum Command {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    mesh_operator::init_crypto();
     match cli.command {
         Command::Version => println!("meshctl {}", env!("CARGO_PKG_VERSION")),
     }

@@ -1,1 +1,2 @@
 //! `meshctl` subcommands.
+pub mod translate;

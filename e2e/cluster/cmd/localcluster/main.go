@@ -52,7 +52,7 @@ const defaultControllers = "namespace-controller,garbage-collector-controller," 
 	"endpoints-controller,endpointslice-controller,endpointslice-mirroring-controller," +
 	"serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller," +
 	"clusterrole-aggregation-controller,disruption-controller,pod-garbage-collector-controller," +
-	"replicationcontroller-controller"
+	"replicationcontroller-controller,persistentvolume-binder-controller"
 
 type options struct {
 	dataDir           string
