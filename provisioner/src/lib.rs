@@ -4,6 +4,7 @@
 //! [`desired::Desired`] objects. Only [`apply`] talks to the API server.
 
 pub mod apply;
+pub mod azure;
 pub mod desired;
 pub mod ingress;
 pub mod labels;

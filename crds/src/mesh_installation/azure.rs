@@ -32,6 +32,10 @@ pub struct AzureSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256), regex(pattern = r"^https?://"))]
     pub arm_endpoint: Option<String>,
+    /// Microsoft Entra authority host the client-secret credential gets its tokens from, for sovereign clouds or an emulator. Defaults to `AZURE_AUTHORITY_HOST` or `https://login.microsoftonline.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), regex(pattern = r"^https://"))]
+    pub authority_host: Option<String>,
 }
 
 /// Exactly one way to obtain Azure tokens.

@@ -51,6 +51,9 @@ pub struct MeshInstallationStatus {
     /// Certificates the operator generated for ingress TLS, with their expiry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertificateStatus>,
+    /// The step of the in-place migration from the AKS OSM add-on to the Istio add-on (`spec.mesh.migrateFromOsm`) reached so far, so a restarted operator resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub osm_migration_step: Option<String>,
     /// The teardown step reached while the installation is being deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teardown_step: Option<String>,

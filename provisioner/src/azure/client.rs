@@ -1,0 +1,350 @@
+//! The ARM client: an `azure_core` pipeline (bearer token for [`super::ARM_SCOPE`], retries of
+//! 408/429/5xx and dropped connections honouring `Retry-After`, at most [`PIPELINE_RETRIES`] times
+//! per call so throttling surfaces to the reconciler instead of stalling it), plain requests, and
+//! long-running operations: the start of a write returns the polling URL, which the caller keeps
+//! (in the CR status) and polls on later reconciles, so a restarted operator resumes instead of
+//! writing again. azure_core's own `Poller` keeps its state in memory only, hence our polling.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::credentials::TokenCredential;
+use azure_core::error::ErrorKind;
+use azure_core::http::policies::Policy;
+use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
+use azure_core::http::{
+    ClientOptions, Context, ExponentialRetryOptions, Method, Pipeline, PipelineSendOptions, Request, RetryOptions,
+    Transport, Url,
+};
+
+use super::error::{ArmError, Target};
+use super::models::{CloudError, OperationStatus};
+
+/// Retries the pipeline makes itself before an error reaches the reconciler.
+pub const PIPELINE_RETRIES: u32 = 2;
+/// Longest `Retry-After` honoured inside one call; longer ones become a requeue.
+pub const MAX_INLINE_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// An answer from ARM (any status).
+#[derive(Clone, Debug)]
+pub struct ArmResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, names lowercase.
+    pub headers: BTreeMap<String, String>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl ArmResponse {
+    /// A header by lowercase name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// `Retry-After` (seconds or HTTP date), or `retry-after-ms`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        if let Some(ms) = self.header("retry-after-ms").or(self.header("x-ms-retry-after-ms")) {
+            return ms.trim().parse::<u64>().ok().map(Duration::from_millis);
+        }
+        let value = self.header("retry-after")?.trim();
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(Duration::from_secs(seconds));
+        }
+        let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+        let delta = when.duration_since(jiff::Timestamp::now());
+        Some(Duration::try_from(delta).unwrap_or_default())
+    }
+
+    /// The error this answer amounts to.
+    pub fn error(&self, operation: &str, target: Target) -> ArmError {
+        let parsed: Option<CloudError> = serde_json::from_slice(&self.body).ok();
+        let (code, message) = match parsed {
+            Some(e) if !e.error.code.is_empty() => (e.error.code, e.error.message),
+            _ => (
+                status_code_name(self.status).to_string(),
+                String::from_utf8_lossy(&self.body).chars().take(300).collect(),
+            ),
+        };
+        ArmError::Response {
+            operation: operation.to_string(),
+            target,
+            status: self.status,
+            code,
+            message,
+            retry_after: self.retry_after(),
+        }
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+fn status_code_name(status: u16) -> &'static str {
+    match status {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        409 => "Conflict",
+        412 => "PreconditionFailed",
+        429 => "TooManyRequests",
+        500 => "InternalServerError",
+        502 => "BadGateway",
+        503 => "ServiceUnavailable",
+        504 => "GatewayTimeout",
+        _ => "HttpError",
+    }
+}
+
+/// Where the status of a long-running operation is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollingKind {
+    /// `Azure-AsyncOperation`: a status body `{status: InProgress|Succeeded|Failed|Canceled}`.
+    AzureAsyncOperation,
+    /// `Location`: 202 while running, 200/204 when done.
+    Location,
+}
+
+impl PollingKind {
+    /// As stored in status (`AzureAsyncOperation` or `Location`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollingKind::AzureAsyncOperation => "AzureAsyncOperation",
+            PollingKind::Location => "Location",
+        }
+    }
+
+    /// From the stored string.
+    pub fn parse(value: &str) -> Option<PollingKind> {
+        match value {
+            "AzureAsyncOperation" => Some(PollingKind::AzureAsyncOperation),
+            "Location" => Some(PollingKind::Location),
+            _ => None,
+        }
+    }
+}
+
+/// A long-running operation that was started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Started {
+    /// URL to poll.
+    pub polling_url: String,
+    /// Which header it came from.
+    pub kind: PollingKind,
+    /// The server's suggested wait before the first poll.
+    pub retry_after: Option<Duration>,
+}
+
+/// The result of a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Nothing had to change; no write was made.
+    NoChange,
+    /// The write completed synchronously.
+    Done,
+    /// The write started a long-running operation.
+    Started(Started),
+}
+
+/// The state of a polled operation.
+#[derive(Debug)]
+pub enum PollOutcome {
+    /// Still running; poll again after this long.
+    Running(Duration),
+    /// Done.
+    Succeeded,
+    /// Ended Failed or Canceled.
+    Failed(ArmError),
+}
+
+/// A client of one ARM endpoint with one credential.
+#[derive(Debug)]
+pub struct ArmClient {
+    pipeline: Pipeline,
+    endpoint: Url,
+}
+
+/// The HTTP transport: reqwest with the system roots plus the extra CAs of [`super::tls`].
+pub fn transport() -> Result<Transport, ArmError> {
+    let config = |message: String| ArmError::Config { context: "building the Azure HTTP client".into(), message };
+    let mut certs = Vec::new();
+    for pem in super::tls::extra_pems().map_err(|e| config(format!("reading extra CA file: {e}")))? {
+        certs.extend(
+            reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| config(format!("extra CA is not PEM: {e}")))?,
+        );
+    }
+    let client = reqwest::ClientBuilder::new()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_merge(certs)
+        .build()
+        .map_err(|e| config(e.to_string()))?;
+    Ok(Transport::new(Arc::new(client)))
+}
+
+/// Client options shared by the ARM pipeline and the credentials: our transport and retry policy.
+pub fn client_options(transport: Transport) -> ClientOptions {
+    let retry = ExponentialRetryOptions {
+        initial_delay: azure_core::time::Duration::milliseconds(200),
+        max_retries: PIPELINE_RETRIES,
+        max_total_elapsed: azure_core::time::Duration::seconds(15),
+        max_delay: azure_core::time::Duration::seconds(2),
+    };
+    ClientOptions { transport: Some(transport), retry: RetryOptions::exponential(retry), ..Default::default() }
+}
+
+impl ArmClient {
+    /// A client of `endpoint` (e.g. `https://management.azure.com`) authenticating with `credential`.
+    pub fn new(endpoint: &str, credential: Arc<dyn TokenCredential>, transport: Transport) -> Result<Self, ArmError> {
+        let endpoint = Url::parse(endpoint).map_err(|e| ArmError::Config {
+            context: format!("spec.azure.armEndpoint {endpoint:?}"),
+            message: e.to_string(),
+        })?;
+        let auth: Arc<dyn Policy> = Arc::new(BearerTokenAuthorizationPolicy::new(credential, [super::ARM_SCOPE]));
+        let pipeline = Pipeline::new(
+            Some("mesh-operator"),
+            Some(env!("CARGO_PKG_VERSION")),
+            client_options(transport),
+            Vec::new(),
+            vec![auth],
+            None,
+        );
+        Ok(ArmClient { pipeline, endpoint })
+    }
+
+    /// The ARM endpoint.
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    /// `endpoint + path?api-version=…`.
+    pub fn url(&self, path: &str, api_version: &str) -> Result<Url, ArmError> {
+        let mut url = self
+            .endpoint
+            .join(path)
+            .map_err(|e| ArmError::Config { context: format!("ARM path {path}"), message: e.to_string() })?;
+        url.query_pairs_mut().append_pair("api-version", api_version);
+        Ok(url)
+    }
+
+    /// Sends one request and returns ARM's answer whatever its status. Only errors without an
+    /// answer (no token, no connection) are errors here.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        headers: &[(&'static str, String)],
+        body: Option<Vec<u8>>,
+        operation: &str,
+    ) -> Result<ArmResponse, ArmError> {
+        if url.host_str() != self.endpoint.host_str()
+            || url.port_or_known_default() != self.endpoint.port_or_known_default()
+        {
+            // A polling URL pointing elsewhere would receive our bearer token.
+            return Err(ArmError::Decode {
+                operation: operation.to_string(),
+                message: format!("refusing to send a token to {url}, which is not the ARM endpoint {}", self.endpoint),
+            });
+        }
+        let mut request = Request::new(url, method);
+        request.insert_header("accept", "application/json");
+        for (name, value) in headers {
+            request.insert_header(*name, value.clone());
+        }
+        if let Some(body) = body {
+            request.insert_header("content-type", "application/json");
+            request.set_body(body);
+        }
+        let ctx = Context::new();
+        let options = PipelineSendOptions { skip_checks: true, ..Default::default() };
+        let response = self.pipeline.send(&ctx, &mut request, Some(options)).await.map_err(|e| {
+            let message = e.to_string();
+            match e.kind() {
+                ErrorKind::Credential => ArmError::Credential { operation: operation.to_string(), message },
+                ErrorKind::Io | ErrorKind::Connection => {
+                    ArmError::Transport { operation: operation.to_string(), message }
+                }
+                _ if message.contains("token") || message.contains("credential") || message.contains("AADSTS") => {
+                    ArmError::Credential { operation: operation.to_string(), message }
+                }
+                _ => ArmError::Transport { operation: operation.to_string(), message },
+            }
+        })?;
+        let (status, headers, body) = response.deconstruct();
+        let headers = headers.iter().map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.as_str().to_string())).collect();
+        Ok(ArmResponse { status: u16::from(status), headers, body: body.to_vec() })
+    }
+
+    /// The long-running operation a write answer announces, if any.
+    pub fn started(response: &ArmResponse) -> Option<Started> {
+        let retry_after = response.retry_after();
+        if let Some(url) = response.header("azure-asyncoperation") {
+            return Some(Started { polling_url: url.to_string(), kind: PollingKind::AzureAsyncOperation, retry_after });
+        }
+        if response.status == 202
+            && let Some(url) = response.header("location")
+        {
+            return Some(Started { polling_url: url.to_string(), kind: PollingKind::Location, retry_after });
+        }
+        None
+    }
+
+    /// Polls a stored operation once.
+    pub async fn poll(
+        &self,
+        polling_url: &str,
+        kind: PollingKind,
+        operation: &str,
+        target: Target,
+    ) -> Result<PollOutcome, ArmError> {
+        let url = Url::parse(polling_url).map_err(|e| ArmError::Decode {
+            operation: operation.to_string(),
+            message: format!("stored polling URL is not a URL: {e}"),
+        })?;
+        let response = self.send(Method::Get, url, &[], None, operation).await?;
+        let wait = response.retry_after().unwrap_or(Duration::from_secs(5));
+        match kind {
+            PollingKind::Location => match response.status {
+                202 => Ok(PollOutcome::Running(wait)),
+                200..=299 => Ok(PollOutcome::Succeeded),
+                _ => {
+                    let error = response.error(operation, target);
+                    if error.is_retryable() && response.status != 409 {
+                        Err(error)
+                    } else {
+                        Ok(PollOutcome::Failed(error))
+                    }
+                }
+            },
+            PollingKind::AzureAsyncOperation => {
+                if !response.is_success() {
+                    return Err(response.error(operation, target));
+                }
+                let status: OperationStatus = serde_json::from_slice(&response.body).map_err(|e| ArmError::Decode {
+                    operation: operation.to_string(),
+                    message: format!("operation status: {e}"),
+                })?;
+                match status.status.as_str() {
+                    "Succeeded" => Ok(PollOutcome::Succeeded),
+                    "Failed" | "Canceled" | "Cancelled" => {
+                        let detail = status.error.unwrap_or_default();
+                        Ok(PollOutcome::Failed(ArmError::OperationFailed {
+                            operation: operation.to_string(),
+                            target,
+                            status: status.status,
+                            code: if detail.code.is_empty() { "OperationFailed".into() } else { detail.code },
+                            message: detail.message,
+                        }))
+                    }
+                    _ => Ok(PollOutcome::Running(wait)),
+                }
+            }
+        }
+    }
+}
