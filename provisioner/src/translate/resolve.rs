@@ -1,0 +1,255 @@
+//! What each TrafficTarget grants, as OSM v1.2 reads it, with its quirks reported:
+//!
+//! - a TrafficTarget outside its destination's namespace is ignored (grants nothing);
+//! - a TrafficTarget without rules, or with a rule of another kind than HTTPRouteGroup or
+//!   TCPRoute, is ignored;
+//! - route objects are looked up in the TrafficTarget's namespace; a missing one grants nothing;
+//! - an HTTPRouteGroup rule grants only the matches it lists by name: none when `matches` is
+//!   empty (the SMI spec says "all", OSM says "none");
+//! - an HTTPRouteGroup whose `headers` has an element with other than one key is rejected by
+//!   OSM's SDK ("incorrect length of keyval"), so it grants nothing; duplicate header names: the
+//!   last wins;
+//! - a TCPRoute with no ports grants every port.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use mesh_crds::smi::{HTTPMatch, HTTPRouteGroup, TCPRoute, TrafficTarget};
+
+use super::index::{Index, name_ref, namespace_ref};
+use super::names::{is_dns_label, is_dns_subdomain};
+use super::notify::{Notes, object_ref};
+
+/// A match a TrafficTarget grants.
+#[derive(Debug)]
+pub(crate) struct GrantedMatch<'a> {
+    /// `HTTPRouteGroup/ns/name`.
+    pub group_ref: Rc<str>,
+    /// Namespace and name of the group.
+    pub group_key: (&'a str, &'a str),
+    /// The match.
+    pub http_match: &'a HTTPMatch,
+    /// Its position in the group (for ordering).
+    pub position: usize,
+    /// Headers as OSM reads them: name → regex, the last duplicate winning.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A TrafficTarget that OSM would enforce.
+#[derive(Debug)]
+pub(crate) struct ResolvedTarget<'a> {
+    /// `TrafficTarget/ns/name`.
+    pub object: String,
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub destination: &'a str,
+    /// `<trust domain>/ns/<ns>/sa/<sa>` of the valid sources, sorted.
+    pub principals: Vec<String>,
+    pub http: Vec<GrantedMatch<'a>>,
+    pub tcp: Vec<(&'a TCPRoute, String)>,
+}
+
+/// Whether OSM's SDK accepts the group (every `headers` element is a single-key map).
+pub(crate) fn group_is_valid(group: &HTTPRouteGroup) -> bool {
+    group.spec.matches.iter().all(|m| m.headers.iter().all(|h| h.len() == 1))
+}
+
+/// Headers of a match as OSM reads them.
+pub(crate) fn merged_headers(http_match: &HTTPMatch) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for element in &http_match.headers {
+        for (name, value) in element {
+            out.insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Reports HTTPRouteGroups OSM rejects (once per group).
+pub(crate) fn check_groups(index: &Index<'_>, notes: &mut Notes) {
+    for ((namespace, name), group) in &index.route_groups {
+        if !group_is_valid(group) {
+            notes.warning(
+                &object_ref("HTTPRouteGroup", namespace, name),
+                "OSM rejects this HTTPRouteGroup: every element of a match's `headers` must be a map with exactly one key (\"incorrect length of keyval\"), so it grants nothing and is not translated; split multi-key elements into one element per header",
+            );
+        }
+    }
+}
+
+/// Resolves every TrafficTarget, sorted by namespace and name. Invalid ones are reported and
+/// left out.
+pub(crate) fn resolve<'a>(
+    targets: &'a [TrafficTarget],
+    index: &Index<'a>,
+    trust_domain: &str,
+    notes: &mut Notes,
+) -> Vec<ResolvedTarget<'a>> {
+    let mut sorted: BTreeMap<(&'a str, &'a str), &'a TrafficTarget> = BTreeMap::new();
+    for target in targets {
+        let key = (namespace_ref(target), name_ref(target));
+        if sorted.insert(key, target).is_some() {
+            notes.warning(
+                &object_ref("TrafficTarget", key.0, key.1),
+                "defined more than once in the input; the last definition is used",
+            );
+        }
+    }
+    sorted.into_iter().filter_map(|((ns, name), tt)| resolve_one(tt, ns, name, index, trust_domain, notes)).collect()
+}
+
+fn resolve_one<'a>(
+    tt: &'a TrafficTarget,
+    namespace: &'a str,
+    name: &'a str,
+    index: &Index<'a>,
+    trust_domain: &str,
+    notes: &mut Notes,
+) -> Option<ResolvedTarget<'a>> {
+    let object = object_ref("TrafficTarget", namespace, name);
+    let destination = &tt.spec.destination;
+    if destination.namespace.as_deref() != Some(namespace) {
+        notes.warning(
+            &object,
+            format!(
+                "ignored, as OSM ignores it: a TrafficTarget must be in its destination's namespace ({}), it grants nothing; move it to namespace {}",
+                destination.namespace.as_deref().unwrap_or("unset"),
+                destination.namespace.as_deref().unwrap_or("<destination namespace>"),
+            ),
+        );
+        return None;
+    }
+    if tt.spec.rules.is_empty() {
+        notes.warning(&object, "ignored, as OSM ignores it: it has no rules, so it grants nothing");
+        return None;
+    }
+    if let Some(rule) = tt.spec.rules.iter().find(|r| r.kind != "HTTPRouteGroup" && r.kind != "TCPRoute") {
+        notes.warning(
+            &object,
+            format!(
+                "ignored, as OSM ignores it: rule kind {:?} is neither HTTPRouteGroup nor TCPRoute, so the whole TrafficTarget grants nothing",
+                rule.kind
+            ),
+        );
+        return None;
+    }
+    if destination.kind != "ServiceAccount" {
+        notes.warning(
+            &object,
+            format!(
+                "destination kind {:?} is not ServiceAccount: not translated, the destination is denied everything (OSM may have read it as a ServiceAccount)",
+                destination.kind
+            ),
+        );
+        return None;
+    }
+    if !is_dns_subdomain(&destination.name) {
+        notes.warning(
+            &object,
+            format!("destination {:?} is not a valid ServiceAccount name: it grants nothing", destination.name),
+        );
+        return None;
+    }
+
+    let mut principals = BTreeSet::new();
+    for source in &tt.spec.sources {
+        let valid_namespace = source.namespace.as_deref().filter(|ns| is_dns_label(ns));
+        match valid_namespace {
+            Some(ns) if source.kind == "ServiceAccount" && is_dns_subdomain(&source.name) => {
+                principals.insert(format!("{trust_domain}/ns/{ns}/sa/{}", source.name));
+            }
+            _ if source.kind != "ServiceAccount" => notes.warning(
+                &object,
+                format!(
+                    "source {}/{} of kind {:?} is not a ServiceAccount: not translated, it is denied (OSM may have read it as a ServiceAccount)",
+                    source.namespace.as_deref().unwrap_or("-"),
+                    source.name,
+                    source.kind
+                ),
+            ),
+            _ => notes.warning(
+                &object,
+                format!(
+                    "source {:?} in namespace {:?} is not a valid ServiceAccount reference (a namespace is required): it grants nothing",
+                    source.name,
+                    source.namespace.as_deref().unwrap_or("")
+                ),
+            ),
+        }
+    }
+    if principals.is_empty() {
+        notes.warning(&object, "it has no valid source ServiceAccount, so it grants nothing");
+    }
+
+    let mut http = Vec::new();
+    let mut tcp = Vec::new();
+    let mut seen_matches: BTreeSet<(&'a str, usize)> = BTreeSet::new();
+    for rule in &tt.spec.rules {
+        if rule.kind == "TCPRoute" {
+            match index.tcp_routes.get(&(namespace, rule.name.as_str())) {
+                Some(route) => {
+                    if !tcp.iter().any(|(r, _): &(&TCPRoute, String)| std::ptr::eq(*r, *route)) {
+                        tcp.push((*route, object_ref("TCPRoute", namespace, &rule.name)));
+                    }
+                }
+                None => notes.warning(
+                    &object,
+                    format!("TCPRoute {namespace}/{} does not exist (it must be in the TrafficTarget's namespace): this rule grants nothing", rule.name),
+                ),
+            }
+            continue;
+        }
+        let group_ref: Rc<str> = Rc::from(object_ref("HTTPRouteGroup", namespace, &rule.name));
+        let Some(group) = index.route_groups.get(&(namespace, rule.name.as_str())) else {
+            notes.warning(
+                &object,
+                format!("HTTPRouteGroup {namespace}/{} does not exist (it must be in the TrafficTarget's namespace): this rule grants nothing", rule.name),
+            );
+            continue;
+        };
+        if !group_is_valid(group) {
+            notes.warning(
+                &object,
+                format!("{group_ref} is rejected by OSM (multi-key headers element): this rule grants nothing"),
+            );
+            continue;
+        }
+        if rule.matches.is_empty() {
+            notes.warning(
+                &object,
+                format!("the rule for {group_ref} lists no matches: OSM grants nothing for it (the SMI spec would grant all); list the match names to grant them"),
+            );
+            continue;
+        }
+        for wanted in &rule.matches {
+            let mut found = false;
+            for (position, http_match) in group.spec.matches.iter().enumerate() {
+                if &http_match.name != wanted {
+                    continue;
+                }
+                found = true;
+                if seen_matches.insert((rule.name.as_str(), position)) {
+                    http.push(GrantedMatch {
+                        group_ref: Rc::clone(&group_ref),
+                        group_key: (namespace, rule.name.as_str()),
+                        http_match,
+                        position,
+                        headers: merged_headers(http_match),
+                    });
+                }
+            }
+            if !found {
+                notes.warning(&object, format!("{group_ref} has no match named {wanted:?}: it grants nothing"));
+            }
+        }
+    }
+    Some(ResolvedTarget {
+        object,
+        name,
+        namespace,
+        destination: destination.name.as_str(),
+        principals: principals.into_iter().collect(),
+        http,
+        tcp,
+    })
+}
