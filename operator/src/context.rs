@@ -45,6 +45,8 @@ pub struct Context {
     pub failures: std::sync::Mutex<std::collections::BTreeMap<String, u32>>,
     /// Metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Azure Resource Manager clients and back-off windows.
+    pub azure: crate::reconcile::azure::AzureState,
 }
 
 impl Context {
@@ -65,6 +67,7 @@ impl Context {
             leader,
             failures: Default::default(),
             metrics,
+            azure: Default::default(),
         }
     }
 

@@ -34,6 +34,15 @@ pub enum Error {
     /// Leader election could not start.
     #[error("starting leader election: {0}")]
     LeaderElection(String),
+    /// Azure Resource Manager refused or failed (teardown of an AKS add-on).
+    #[error("Azure: {0}")]
+    Azure(#[source] Box<mesh_provisioner::azure::ArmError>),
+    /// The teardown is waiting for a step to finish (reported as an error so the finalizer stays).
+    #[error("teardown in progress at step {step}")]
+    TeardownInProgress {
+        /// The step.
+        step: &'static str,
+    },
     /// The object has no name (should never happen for a stored object).
     #[error("MeshInstallation without a name")]
     Unnamed,

@@ -33,6 +33,8 @@ pub struct BuildInputs {
     pub namespaces: BTreeMap<String, ObservedNamespace>,
     /// Image rewrites for imported images.
     pub image_overrides: BTreeMap<String, String>,
+    /// The AKS Istio add-on's revision (spec'd or chosen), once the add-on is enabled.
+    pub istio_revision: Option<String>,
     /// The ingress webhook's TLS material, reused from its Secret when present.
     pub webhook_tls: Option<ingress::certs::WebhookTls>,
     /// Edge certificates for rules with `tls.generate`, by (namespace, Secret name).
@@ -84,6 +86,10 @@ pub fn build(installation: &str, spec: &MeshInstallationSpec, inputs: &BuildInpu
     let mut built = Built::default();
     let mut effective = spec.clone();
     effective.namespaces = enrolled_namespaces(spec);
+    if spec.mesh.provider == MeshProvider::AksIstioAddon {
+        // Namespaces get istio.io/rev only once the add-on runs that revision.
+        effective.mesh.istio = Some(mesh_crds::IstioSpec { revision: inputs.istio_revision.clone() });
+    }
 
     if spec.mesh.provider == MeshProvider::SelfHosted {
         let namespace = spec.mesh.control_plane_namespace();

@@ -1,6 +1,7 @@
 //! One reconcile of a `MeshInstallation`: dereference → validate → build → apply → update status,
 //! with a finalizer that runs the ordered teardown on delete.
 
+pub mod azure;
 pub mod build;
 pub mod conditions;
 pub mod observe;
@@ -119,13 +120,19 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
 
-    let mut inputs =
-        build::BuildInputs { namespaces: observe::observed_namespaces(&name, spec, &facts), ..Default::default() };
+    let mut progress = Progress::new(spec);
+    // Azure first: the AKS add-on provides the mesh, and apps use imported images only once imported.
+    let azure = azure::converge_azure(mi, ctx, &mut progress).await?;
+    let mut inputs = build::BuildInputs {
+        namespaces: observe::observed_namespaces(&name, spec, &facts),
+        image_overrides: azure.image_overrides.clone(),
+        istio_revision: azure.istio_revision.clone(),
+        ..Default::default()
+    };
     inputs.webhook_tls = status::ingress_webhook_tls(ctx, spec).await?;
     inputs.edge_certs = status::edge_certificates(ctx, spec).await?;
     let built = build::build(&name, spec, &inputs)?;
 
-    let mut progress = Progress::new(spec);
     progress.notifications = built.notifications.clone();
     progress.certificates = status::certificate_statuses(&inputs.edge_certs);
 
@@ -136,7 +143,8 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
     let (written, errors) = apply_all(applier, &crds).await;
     progress.record(Component::Mesh, written, &errors);
     let crd_names = status::osm_crd_names(spec);
-    let crds_ready = errors.is_empty() && observe::crds_established(ctx, &crd_names).await?;
+    let crds_ready =
+        errors.is_empty() && azure.mesh_prerequisites_met && observe::crds_established(ctx, &crd_names).await?;
     if spec.mesh.provider == MeshProvider::SelfHosted && errors.is_empty() {
         ensure_root_ca(ctx, applier, mi, &mut progress).await?;
     }
@@ -177,7 +185,8 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
     Ok(if progress.ready() {
         Action::requeue(ctx.settings.resync)
     } else {
-        Action::requeue(ctx.settings.progress_interval)
+        // An Azure operation or back-off (Retry-After) may ask for a longer wait.
+        Action::requeue(ctx.settings.progress_interval.max(azure.requeue.unwrap_or_default()))
     })
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, ResourceExt};
 use mesh_crds::{
-    CertificateStatus, ComponentStatus, MeshInstallation, MeshInstallationSpec, MeshInstallationStatus, MeshProvider,
+    CertificateStatus, ComponentStatus, MeshInstallation, MeshInstallationSpec, MeshInstallationStatus,
     Notification, condition_type as ct,
 };
 use mesh_provisioner::apply::ApplyError;
@@ -42,7 +42,6 @@ pub struct ComponentProgress {
 pub struct Progress {
     components: BTreeMap<Component, ComponentProgress>,
     invalid: Vec<Problem>,
-    provider_pending: Option<String>,
     has_registry: bool,
     has_ingress: bool,
     /// Objects pruned.
@@ -53,19 +52,14 @@ pub struct Progress {
     pub certificates: Vec<CertificateStatus>,
     /// External address of the ingress.
     pub ingress_address: Option<String>,
+    /// What the Azure step found (AKS add-on, ACR imports).
+    pub azure: super::azure::AzureProgress,
 }
 
 impl Progress {
     /// Progress for a valid spec.
     pub fn new(spec: &MeshInstallationSpec) -> Self {
-        let provider_pending = (spec.mesh.provider != MeshProvider::SelfHosted).then(|| {
-            format!(
-                "provider {:?} is enabled through Azure Resource Manager, which this mesh-operator build does not integrate yet; nothing was changed in Azure",
-                spec.mesh.provider
-            )
-        });
         Progress {
-            provider_pending,
             has_registry: spec.registry.is_some(),
             has_ingress: spec.ingress.is_some(),
             ..Default::default()
@@ -181,8 +175,8 @@ impl Progress {
                 super::degraded(reason, message),
             ];
         }
-        let mesh = match &self.provider_pending {
-            Some(why) => ConditionUpdate::not_ok(ct::MESH_READY, "ProviderNotAvailable", why.clone()),
+        let mesh = match &self.azure.provider {
+            Some(azure) => azure.clone(),
             None => self.component_condition(
                 Component::Mesh,
                 ct::MESH_READY,
@@ -191,11 +185,9 @@ impl Progress {
             ),
         };
         let images = if self.has_registry {
-            ConditionUpdate::not_ok(
-                ct::IMAGES_IMPORTED,
-                "ProviderNotAvailable",
-                "ACR import needs the Azure integration, which this build does not include; the apps use their source images",
-            )
+            self.azure.images.clone().unwrap_or_else(|| {
+                ConditionUpdate::not_ok(ct::IMAGES_IMPORTED, "Pending", "the images have not been imported yet")
+            })
         } else {
             ConditionUpdate::ok(ct::IMAGES_IMPORTED, "NothingToImport", "spec.registry lists no images")
         };
@@ -227,6 +219,8 @@ impl Progress {
         let conflicts: Vec<String> = self.components.values().flat_map(|c| c.conflicts.iter().cloned()).collect();
         let degraded = if let Some(first) = conflicts.first() {
             super::degraded("Conflict", first.clone())
+        } else if let Some(azure) = &self.azure.degraded {
+            azure.clone()
         } else if let Some(error) = self.notifications.iter().find(|n| n.level == mesh_crds::NotificationLevel::Error) {
             super::degraded("TranslationError", format!("{}: {}", error.object, error.message))
         } else {
@@ -306,17 +300,27 @@ pub async fn update(ctx: &Context, mi: &MeshInstallation, progress: &Progress) -
     let now = jiff_now();
     let mut notifications = progress.notifications.clone();
     notifications.sort();
+    // Fields other steps own (Azure operations, imported images, …) are carried over as they are.
     let new = MeshInstallationStatus {
         observed_generation: mi.meta().generation,
         conditions: conditions::merge(&old.conditions, &progress.conditions(), &now, mi.meta().generation),
         components: progress.component_statuses(),
         notifications,
-        azure_operations: old.azure_operations.clone(),
-        imported_images: old.imported_images.clone(),
         ingress_address: progress.ingress_address.clone(),
         certificates: progress.certificates.clone(),
         teardown_step: None,
+        ..old.clone()
     };
+    let mut new = new;
+    if let Some(operations) = &progress.azure.operations {
+        new.azure_operations = operations.clone();
+    }
+    if let Some(imported) = &progress.azure.imported_images {
+        new.imported_images = imported.clone();
+    }
+    if let Some(step) = &progress.azure.migration_step {
+        new.osm_migration_step = step.clone();
+    }
     if new == old {
         return Ok(false);
     }

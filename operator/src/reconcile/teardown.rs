@@ -3,7 +3,6 @@
 //! namespaces we created, if asked. Every step is idempotent and re-checked on each pass, so a
 //! restarted operator simply resumes. Nothing the operator did not create is deleted.
 
-use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -76,7 +75,9 @@ pub async fn run(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Res
         let done = run_step(step, mi, ctx, applier).await?;
         if !done {
             record_step(ctx, mi, step).await?;
-            return Ok(Action::requeue(Duration::from_secs(1)));
+            // Not Ok: kube-runtime's finalizer() removes the finalizer after any successful
+            // cleanup, which would let the object go with the teardown unfinished.
+            return Err(Error::TeardownInProgress { step: step.as_str() });
         }
     }
     tracing::info!(installation = %mi.name_any(), "teardown complete");
@@ -146,10 +147,15 @@ async fn run_step(step: Step, mi: &MeshInstallation, ctx: &Context, applier: &Ap
             let mesh = &spec.mesh.name;
             delete_named::<MutatingWebhookConfiguration>(ctx, &format!("osm-webhook-{mesh}")).await?;
             delete_named::<ValidatingWebhookConfiguration>(ctx, &format!("osm-validator-mesh-{mesh}")).await?;
+            // AKS add-ons: disable through ARM, then remove what AKS leaves behind.
+            if !super::azure::teardown_addon(mi, ctx).await? {
+                return Ok(false);
+            }
             let done = delete_component(applier, Component::Mesh).await?;
             if !done {
                 return Ok(false);
             }
+            super::azure::teardown_leftovers(mi, ctx).await?;
             delete_created_namespaces(ctx, applier, &name, Component::Mesh).await
         }
         Step::Namespaces => {

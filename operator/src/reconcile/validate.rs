@@ -44,7 +44,11 @@ pub fn validate(installation: &str, spec: &MeshInstallationSpec, facts: &Cluster
                 ),
             });
         }
-        if let Some(other) = live_labels.get(labels::OSM_MONITORED_BY).filter(|m| **m != spec.mesh.name) {
+        // The OSM → Istio migration takes over namespaces the AKS OSM add-on monitors.
+        let migrating = spec.mesh.provider == mesh_crds::MeshProvider::AksIstioAddon && spec.mesh.migrate_from_osm;
+        if let Some(other) =
+            live_labels.get(labels::OSM_MONITORED_BY).filter(|m| **m != spec.mesh.name && !(migrating && *m == "osm"))
+        {
             problems.push(Problem {
                 reason: "NamespaceInAnotherMesh",
                 message: format!(

@@ -100,6 +100,33 @@ fn status_code_name(status: u16) -> &'static str {
     }
 }
 
+/// An azure_core error with its causes and, for a token endpoint's refusal, its
+/// `error_description` (Microsoft Entra's AADSTS text; it never carries the secret).
+fn error_text(error: &azure_core::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    if let ErrorKind::HttpResponse { status, raw_response: Some(raw), .. } = error.kind() {
+        let body: serde_json::Value = serde_json::from_slice(raw.body().as_ref()).unwrap_or_default();
+        let description = body["error_description"]
+            .as_str()
+            .or(body["error"]["message"].as_str())
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        parts.push(format!("HTTP {}: {description}", u16::from(*status)));
+    }
+    parts.join(": ")
+}
+
 /// Where the status of a long-running operation is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PollingKind {
@@ -264,7 +291,7 @@ impl ArmClient {
         let ctx = Context::new();
         let options = PipelineSendOptions { skip_checks: true, ..Default::default() };
         let response = self.pipeline.send(&ctx, &mut request, Some(options)).await.map_err(|e| {
-            let message = e.to_string();
+            let message = error_text(&e);
             match e.kind() {
                 ErrorKind::Credential => ArmError::Credential { operation: operation.to_string(), message },
                 ErrorKind::Io | ErrorKind::Connection => {
@@ -313,14 +340,9 @@ impl ArmClient {
             PollingKind::Location => match response.status {
                 202 => Ok(PollOutcome::Running(wait)),
                 200..=299 => Ok(PollOutcome::Succeeded),
-                _ => {
-                    let error = response.error(operation, target);
-                    if error.is_retryable() && response.status != 409 {
-                        Err(error)
-                    } else {
-                        Ok(PollOutcome::Failed(error))
-                    }
-                }
+                // Throttled polling: poll again. Any other status is the operation's final error.
+                429 => Err(response.error(operation, target)),
+                _ => Ok(PollOutcome::Failed(response.error(operation, target))),
             },
             PollingKind::AzureAsyncOperation => {
                 if !response.is_success() {

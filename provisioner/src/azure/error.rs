@@ -128,9 +128,11 @@ impl ArmError {
     /// Retryable or fatal.
     pub fn class(&self) -> ErrorClass {
         match self {
-            ArmError::Response { status, code, .. } => match status {
+            ArmError::Response { status, code, target, .. } => match status {
                 408 | 429 | 500..=599 => ErrorClass::Retryable,
-                409 if code != "ImportConflict" => ErrorClass::Retryable,
+                // A NoForce import onto an existing tag does not resolve itself.
+                409 if *target == Target::Registry => ErrorClass::Fatal,
+                409 => ErrorClass::Retryable,
                 400 | 401 | 403 | 404 => ErrorClass::Fatal,
                 _ if FATAL_CODES.contains(&code.as_str()) => ErrorClass::Fatal,
                 _ if RETRYABLE_CODES.contains(&code.as_str()) => ErrorClass::Retryable,
@@ -217,7 +219,7 @@ impl ArmError {
             (Some(404), Some(Target::ManagedCluster)) => {
                 Some("check spec.azure.subscriptionId, spec.azure.resourceGroup and spec.azure.clusterName")
             }
-            (Some(409), Some(Target::Registry)) if self.code() == "ImportConflict" => {
+            (Some(409), Some(Target::Registry)) => {
                 Some("the target tag already exists in the registry; set spec.registry.mode to Force to overwrite it")
             }
             _ => None,
@@ -240,7 +242,7 @@ mod tests {
     fn response(status: u16, code: &str) -> ArmError {
         ArmError::Response {
             operation: "op".into(),
-            target: Target::Registry,
+            target: if code == "AnotherOperationInProgress" { Target::ManagedCluster } else { Target::Registry },
             status,
             code: code.into(),
             message: "m".into(),
@@ -272,6 +274,7 @@ mod tests {
     fn forbidden_import_names_the_role() {
         let error = response(403, "AuthorizationFailed");
         assert!(error.condition_message().contains("Container Registry Data Importer and Data Reader"));
+        assert!(!response(409, "Conflict").is_retryable(), "an import onto an existing tag needs mode Force");
         assert_eq!(error.code(), "AuthorizationFailed");
     }
 }
