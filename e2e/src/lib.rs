@@ -5,6 +5,7 @@
 //! cluster (`kind`) or any existing cluster (`kubeconfig`, e.g. AKS, from `E2E_KUBECONFIG`).
 
 pub mod apiserver_metrics;
+pub mod arm_emulator;
 pub mod cluster;
 pub mod namespace;
 pub mod operator;
