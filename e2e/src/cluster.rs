@@ -46,6 +46,7 @@ pub struct TestCluster {
 }
 
 static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+static CLUSTER_WITH_WEBHOOKS: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
@@ -64,7 +65,17 @@ impl TestCluster {
     /// The binary's shared cluster, started on first use. Panics with the reason when it cannot
     /// start; an opt-in provider whose prerequisites are missing returns `None` after printing why.
     pub fn get() -> Option<&'static TestCluster> {
-        let result = CLUSTER.get_or_init(TestCluster::start);
+        Self::unwrap(CLUSTER.get_or_init(|| TestCluster::start(false)))
+    }
+
+    /// Like [`TestCluster::get`], but the local control plane calls admission webhooks. No webhook
+    /// server runs on simulated nodes, so every call fails fast (on loopback), as a webhook whose
+    /// backend is down does: for tests of what a broken webhook does to a cluster.
+    pub fn get_with_admission_webhooks() -> Option<&'static TestCluster> {
+        Self::unwrap(CLUSTER_WITH_WEBHOOKS.get_or_init(|| TestCluster::start(true)))
+    }
+
+    fn unwrap(result: &'static Result<TestCluster, String>) -> Option<&'static TestCluster> {
         match result {
             Ok(cluster) => Some(cluster),
             Err(reason) if reason.starts_with("SKIP:") => {
@@ -75,9 +86,9 @@ impl TestCluster {
         }
     }
 
-    fn start() -> Result<TestCluster, String> {
+    fn start(admission_webhooks: bool) -> Result<TestCluster, String> {
         match Provider::from_env()? {
-            Provider::Local => start_local(),
+            Provider::Local => start_local(admission_webhooks),
             Provider::Kind => start_kind(),
             Provider::Kubeconfig => {
                 let path = std::env::var_os("E2E_KUBECONFIG")
@@ -142,14 +153,19 @@ pub fn build_local() -> Result<PathBuf, String> {
     Ok(dir.join("localcluster"))
 }
 
-fn start_local() -> Result<TestCluster, String> {
+fn start_local(admission_webhooks: bool) -> Result<TestCluster, String> {
     let binary = build_local()?;
-    let workdir = std::env::temp_dir().join(format!("mesh-e2e-{}", std::process::id()));
+    let workdir =
+        std::env::temp_dir().join(format!("mesh-e2e-{}-{}", std::process::id(), u8::from(admission_webhooks)));
     std::fs::create_dir_all(&workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
     let kubeconfig = workdir.join("kubeconfig");
     let log = workdir.join("cluster.log");
     let started = Instant::now();
-    let mut child = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    if admission_webhooks {
+        command.arg("--admission-webhooks");
+    }
+    let mut child = command
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .arg("--node-labels")
@@ -187,6 +203,10 @@ fn start_local() -> Result<TestCluster, String> {
         started.elapsed().as_secs_f64(),
         kubeconfig.display()
     );
+    if let Err(error) = create_volumes(&kubeconfig) {
+        let _ = child.kill();
+        return Err(error);
+    }
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     Ok(TestCluster { kubeconfig, provider: Provider::Local, simulated: true, process: Mutex::new(Some(child)) })
@@ -239,16 +259,33 @@ pub fn wait_blocking(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// Simulated nodes have no storage provisioner: offer a few unclassed hostPath volumes so that
-/// StatefulSets' claims (mysql's) bind, as they would on a cluster with a default StorageClass.
+/// Simulated nodes have no storage provisioner: a default StorageClass that binds at scheduling
+/// time (as local volumes do) and a pool of hostPath volumes for it, so StatefulSets' claims
+/// (mysql's) bind as they would on a cluster with a default StorageClass.
 fn create_volumes(kubeconfig: &Path) -> Result<(), String> {
-    let manifest: String = (0..8)
+    use k8s_openapi::api::core::v1::PersistentVolume;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let class: StorageClass = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "e2e-local", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "kubernetes.io/no-provisioner",
+        "volumeBindingMode": "WaitForFirstConsumer"
+    }))
+    .map_err(|e| e.to_string())?;
+    let volumes: Vec<PersistentVolume> = (0..64)
         .map(|i| {
-            format!(
-                "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: e2e-pv-{i}\n  labels: {{mesh-e2e: \"true\"}}\nspec:\n  capacity: {{storage: 10Gi}}\n  accessModes: [ReadWriteOnce]\n  persistentVolumeReclaimPolicy: Delete\n  storageClassName: \"\"\n  hostPath: {{path: /tmp/e2e-pv-{i}}}\n---\n"
-            )
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("e2e-pv-{i}"), "labels": {"mesh-e2e": "true"}},
+                "spec": {
+                    "capacity": {"storage": "10Gi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": "e2e-local",
+                    "hostPath": {"path": format!("/tmp/e2e-pv-{i}")}
+                }
+            }))
+            .map_err(|e| e.to_string())
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     // The caller may be inside a test's runtime, where blocking on another one is not allowed.
     let kubeconfig = kubeconfig.to_path_buf();
     let worker = std::thread::spawn(move || {
@@ -259,11 +296,14 @@ fn create_volumes(kubeconfig: &Path) -> Result<(), String> {
             let config =
                 Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.map_err(|e| e.to_string())?;
             let client = Client::try_from(config).map_err(|e| e.to_string())?;
-            let api: kube::Api<k8s_openapi::api::core::v1::PersistentVolume> = kube::Api::all(client);
-            for doc in manifest.split("---\n").filter(|d| !d.trim().is_empty()) {
-                let value: serde_json::Value = serde_yaml::from_str(doc).map_err(|e| e.to_string())?;
-                let pv = serde_json::from_value(value).map_err(|e| e.to_string())?;
-                api.create(&Default::default(), &pv).await.map_err(|e| format!("creating a PersistentVolume: {e}"))?;
+            let classes: kube::Api<StorageClass> = kube::Api::all(client.clone());
+            classes
+                .create(&Default::default(), &class)
+                .await
+                .map_err(|e| format!("creating StorageClass e2e-local: {e}"))?;
+            let pvs: kube::Api<PersistentVolume> = kube::Api::all(client);
+            for pv in &volumes {
+                pvs.create(&Default::default(), pv).await.map_err(|e| format!("creating a PersistentVolume: {e}"))?;
             }
             Ok::<(), String>(())
         })

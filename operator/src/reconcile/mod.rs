@@ -131,7 +131,7 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
     };
     inputs.webhook_tls = status::ingress_webhook_tls(ctx, spec).await?;
     inputs.edge_certs = status::edge_certificates(ctx, spec).await?;
-    let built = build::build(&name, spec, &inputs)?;
+    let mut built = build::build(&name, spec, &inputs)?;
 
     progress.notifications = built.notifications.clone();
     progress.certificates = status::certificate_statuses(&inputs.edge_certs);
@@ -145,14 +145,19 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
     let crd_names = status::osm_crd_names(spec);
     let crds_ready =
         errors.is_empty() && azure.mesh_prerequisites_met && observe::crds_established(ctx, &crd_names).await?;
-    if spec.mesh.provider == MeshProvider::SelfHosted && errors.is_empty() {
-        ensure_root_ca(ctx, applier, mi, &mut progress).await?;
-    }
-    if crds_ready && spec.mesh.provider == MeshProvider::SelfHosted {
-        seed_mesh_config(ctx, mi).await?;
-    }
+    let mut ca_bundle = None;
     if crds_ready {
-        let (written, errors) = apply_all(applier, &rest).await;
+        // The control-plane namespace, then the root CA and the MeshConfig seed, then the rest:
+        // the OSM control plane must find its CA when it starts.
+        let (namespaces, others): (Vec<&Desired>, Vec<&Desired>) =
+            rest.iter().partition(|d| d.resource.kind == "Namespace");
+        let (written, errors) = apply_all(applier, &namespaces).await;
+        progress.record(Component::Mesh, written, &errors);
+        if spec.mesh.provider == MeshProvider::SelfHosted && errors.is_empty() {
+            ca_bundle = ensure_root_ca(ctx, applier, mi, &mut progress).await?;
+            seed_mesh_config(ctx, mi).await?;
+        }
+        let (written, errors) = apply_all(applier, &others).await;
         progress.record(Component::Mesh, written, &errors);
     } else {
         progress.waiting(Component::Mesh, "waiting for the OSM and SMI CRDs to be Established");
@@ -172,6 +177,8 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
         progress.record(component, written, &errors);
     }
 
+    // The CA Secret is not re-rendered (it is never replaced) but must not be pruned either.
+    built.objects.extend(ca_bundle);
     prune(applier, &built.objects, &mut progress).await?;
     status::observe_readiness(ctx, mi, &built.objects, &mut progress);
 
@@ -235,17 +242,28 @@ async fn ensure_root_ca(
     applier: &Applier,
     mi: &MeshInstallation,
     progress: &mut Progress,
-) -> Result<()> {
+) -> Result<Option<Desired>> {
     let namespace = mi.spec.mesh.control_plane_namespace();
-    match observe::secret(ctx, namespace, osm::names::CA_BUNDLE_SECRET).await? {
+    let secret_name = osm::names::CA_BUNDLE_SECRET;
+    match observe::secret(ctx, namespace, secret_name).await? {
         Some(existing) => {
             let data = existing.data.clone().unwrap_or_default();
             if let Err(problem) = osm::ca::parse_ca_bundle(&data) {
                 progress.fail(
                     Component::Mesh,
-                    format!("Secret {namespace}/{} holds no usable root CA ({problem}); it is left as it is — delete it to have a new CA generated", osm::names::CA_BUNDLE_SECRET),
+                    format!("Secret {namespace}/{secret_name} holds no usable root CA ({problem}); it is left as it is — delete it to have a new CA generated"),
                 );
             }
+            // Only its identity matters here: it keeps the Secret out of pruning.
+            let marker = k8s_openapi::api::core::v1::Secret {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(secret_name.to_string()),
+                    namespace: Some(namespace.to_string()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            Ok(Some(Desired::new(Component::Mesh, &mi.name_any(), &marker).map_err(build::BuildError::from)?))
         }
         None => {
             let ca = osm::ca::generate_root_ca().map_err(build::BuildError::from)?;
@@ -254,9 +272,9 @@ async fn ensure_root_ca(
                 Ok(_) => progress.record(Component::Mesh, 1, &[]),
                 Err(error) => progress.record(Component::Mesh, 0, &[error]),
             }
+            Ok(Some(desired))
         }
     }
-    Ok(())
 }
 
 /// Creates `osm-mesh-config` from OSM's preset when it does not exist yet, as osm-bootstrap

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, ResourceExt};
 use mesh_crds::{
-    CertificateStatus, ComponentStatus, MeshInstallation, MeshInstallationSpec, MeshInstallationStatus,
-    Notification, condition_type as ct,
+    CertificateStatus, ComponentStatus, MeshInstallation, MeshInstallationSpec, MeshInstallationStatus, Notification,
+    condition_type as ct,
 };
 use mesh_provisioner::apply::ApplyError;
 use mesh_provisioner::desired::{Component, Desired};
@@ -59,11 +59,7 @@ pub struct Progress {
 impl Progress {
     /// Progress for a valid spec.
     pub fn new(spec: &MeshInstallationSpec) -> Self {
-        Progress {
-            has_registry: spec.registry.is_some(),
-            has_ingress: spec.ingress.is_some(),
-            ..Default::default()
-        }
+        Progress { has_registry: spec.registry.is_some(), has_ingress: spec.ingress.is_some(), ..Default::default() }
     }
 
     /// Progress for a spec that failed validation: nothing was applied.

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
     PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
@@ -199,6 +201,11 @@ fn stateful_set(app: &AppSpec, template: PodTemplateSpec) -> StatefulSet {
             service_name: Some(app.name.clone()),
             template,
             volume_claim_templates: claims,
+            // The claims go with the app: teardown leaves no volume behind.
+            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some("Delete".to_string()),
+                when_scaled: Some("Retain".to_string()),
+            }),
             ..Default::default()
         }),
         status: None,

@@ -66,6 +66,7 @@ type options struct {
 	gatewayCRDs       string
 	gatewayVersion    string
 	noGateway         bool
+	admissionWebhooks bool
 	kwokBin           string
 	controllers       string
 	logFile           string
@@ -92,6 +93,7 @@ func main() {
 	fs.StringVar(&o.gatewayCRDs, "gateway-api-crds", "", "directory of Gateway API CRD YAML (default: config/crd/standard of sigs.k8s.io/gateway-api@<--gateway-api-version> in the Go module cache)")
 	fs.StringVar(&o.gatewayVersion, "gateway-api-version", "v1.5.1", "sigs.k8s.io/gateway-api module version whose standard CRDs are installed")
 	fs.BoolVar(&o.noGateway, "no-gateway-api", false, "do not install Gateway API CRDs")
+	fs.BoolVar(&o.admissionWebhooks, "admission-webhooks", false, "call admission webhooks (they fail fast: no webhook server runs on simulated nodes); off by default")
 	fs.StringVar(&o.kwokBin, "kwok-bin", "", "kwok binary (default: 'kwok' next to this executable, then $PATH)")
 	fs.StringVar(&o.controllers, "controllers", defaultControllers, "kube-controller-manager --controllers")
 	fs.StringVar(&o.logFile, "log-file", "", "write all component logs to this file instead of stderr")
@@ -139,7 +141,32 @@ type cluster struct {
 	removeOnce sync.Once
 }
 
+// disabledAdmission lists the admission plugins to turn off. Pods never run on kwok nodes, so no
+// webhook server can answer; unless asked for, the webhook plugins are off (webhook
+// configurations are still stored and validated).
+func disabledAdmission(webhooks bool) string {
+	plugins := "TaintNodesByCondition"
+	if !webhooks {
+		plugins += ",ValidatingAdmissionWebhook,MutatingAdmissionWebhook"
+	}
+	return "--disable-admission-plugins=" + plugins
+}
+
+// confineNetwork keeps every outgoing HTTP(S) connection of the components (webhook and
+// aggregated-API calls to Service or pod IPs) on this machine: they go to a proxy address on
+// loopback where nothing listens, so they fail at once instead of reaching any network. Loopback
+// destinations (etcd, the API server itself) are exempt.
+func confineNetwork() {
+	for _, key := range []string{"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"} {
+		os.Setenv(key, "http://127.0.0.1:1")
+	}
+	for _, key := range []string{"NO_PROXY", "no_proxy"} {
+		os.Setenv(key, "127.0.0.1,localhost,::1")
+	}
+}
+
 func run(o options) int {
+	confineNetwork()
 	start := time.Now()
 	c := &cluster{o: o, logOut: os.Stderr}
 
@@ -375,7 +402,7 @@ func (c *cluster) start(ctx context.Context, start time.Time, down <-chan struct
 		// TaintNodesByCondition taints new Nodes node.kubernetes.io/not-ready
 		// and relies on node-lifecycle-controller to lift it; fake nodes are
 		// Ready from the start, so keep them untainted.
-		"--disable-admission-plugins=TaintNodesByCondition",
+		disabledAdmission(o.admissionWebhooks),
 		// The apiserver's own Endpoints/EndpointSlice for the `kubernetes`
 		// Service cannot hold a loopback address; skip that reconciler.
 		"--endpoint-reconciler-type=none",

@@ -1,0 +1,228 @@
+//! The article on a self-hosted mesh, end to end against the local control plane: converge,
+//! assert every object, edit, prune, stay quiet when steady, reject bad input, tear down.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use mesh_crds::{ConditionStatus, MeshInstallation, smi};
+use mesh_e2e::operator::{OperatorHandle, test_settings};
+use mesh_e2e::{TestCluster, wait};
+use mesh_provisioner::labels;
+
+const CONVERGE: Duration = Duration::from_secs(120);
+
+/// Operator scenarios share cluster-scoped names; run them one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn sample(name: &str) -> MeshInstallation {
+    let path = format!("{}/../samples/{name}", env!("CARGO_MANIFEST_DIR"));
+    MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("sample")).expect("sample parses")
+}
+
+async fn apply(client: &Client, mi: &MeshInstallation) {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    let mut mi = mi.clone();
+    mi.metadata.managed_fields = None;
+    mi.metadata.resource_version = None;
+    api.patch(&mi.name_any(), &PatchParams::apply("e2e").force(), &Patch::Apply(&mi))
+        .await
+        .expect("apply MeshInstallation");
+}
+
+fn condition(mi: &MeshInstallation, type_: &str) -> Option<(ConditionStatus, String, String)> {
+    mi.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status, c.reason.clone(), c.message.clone()))
+}
+
+async fn wait_ready(client: &Client, name: &str) -> MeshInstallation {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    wait::until(&format!("MeshInstallation {name} to be Ready"), CONVERGE, || async {
+        let mi = api.get(name).await.map_err(|e| e.to_string())?;
+        match condition(&mi, "Ready") {
+            Some((ConditionStatus::True, _, _))
+                if mi.status.as_ref().and_then(|s| s.observed_generation) == mi.metadata.generation =>
+            {
+                Ok(mi)
+            }
+            other => Err(format!("Ready={other:?}; conditions={:?}", mi.status.map(|s| s.conditions))),
+        }
+    })
+    .await
+}
+
+async fn delete_and_wait_gone(client: &Client, name: &str) {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    wait::until(&format!("MeshInstallation {name} to be gone"), CONVERGE, || async {
+        match api.get_opt(name).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(mi) => Err(format!("still there, teardown step {:?}", mi.status.and_then(|s| s.teardown_step))),
+        }
+    })
+    .await;
+}
+
+/// Every object carrying our installation label, as `Kind/ns/name`.
+async fn managed_objects(client: &Client, installation: &str) -> Vec<String> {
+    let selector = labels::installation_selector(installation);
+    let mut found = Vec::new();
+    for kind in mesh_operator::kinds::all_managed_kinds() {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
+        if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
+            for o in list.items {
+                found.push(format!("{}/{}/{}", kind.resource.kind, o.namespace().unwrap_or_default(), o.name_any()));
+            }
+        }
+    }
+    found
+}
+
+fn label<'a>(map: &'a Option<BTreeMap<String, String>>, key: &str) -> Option<&'a str> {
+    map.as_ref().and_then(|m| m.get(key)).map(String::as_str)
+}
+
+#[tokio::test]
+async fn bookstore_converges_edits_prune_and_teardown_leaves_nothing() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let mut mi = sample("bookstore.yaml");
+    apply(&client, &mi).await;
+    wait_ready(&client, "bookstore").await;
+
+    // The control plane, as `osm install` with the article's flags renders it.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "osm-system");
+    for name in ["osm-controller", "osm-injector", "osm-bootstrap", "osm-prometheus", "osm-grafana", "jaeger"] {
+        let d = deployments.get(name).await.unwrap_or_else(|e| panic!("Deployment osm-system/{name}: {e}"));
+        assert_eq!(label(&d.metadata.labels, labels::MANAGED_BY), Some("mesh-operator"));
+        assert_eq!(label(&d.metadata.labels, labels::INSTALLATION), Some("bookstore"));
+    }
+    let controller = deployments.get("osm-controller").await.expect("osm-controller");
+    let image = controller.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].image.clone().unwrap();
+    assert!(image.ends_with("osm-controller:v1.2.4"), "controller image {image}");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in mesh_crds::generate::osm_crd_names() {
+        crds.get(&name).await.unwrap_or_else(|e| panic!("CRD {name}: {e}"));
+    }
+    let ca: Api<Secret> = Api::namespaced(client.clone(), "osm-system");
+    let ca_bundle = ca.get("osm-ca-bundle").await.expect("osm-ca-bundle");
+    let ca_data = ca_bundle.data.clone().unwrap_or_default();
+    assert!(ca_data.contains_key("ca.crt") && ca_data.contains_key("private.key"));
+
+    // MeshConfig from the spec: permissive off, tracing to jaeger, egress passthrough.
+    let meshconfigs: Api<mesh_crds::osm::MeshConfig> = Api::namespaced(client.clone(), "osm-system");
+    let meshconfig = meshconfigs.get("osm-mesh-config").await.expect("osm-mesh-config");
+    let traffic = meshconfig.spec.traffic.clone().expect("traffic");
+    assert_eq!(traffic.enable_permissive_traffic_policy_mode, Some(false));
+    assert_eq!(traffic.enable_egress, Some(true));
+    let tracing = meshconfig.spec.observability.clone().and_then(|o| o.tracing).expect("tracing");
+    assert_eq!(tracing.enable, Some(true));
+    assert_eq!(tracing.address.as_deref(), Some("jaeger.osm-system.svc.cluster.local"));
+    assert_eq!(tracing.port, Some(9411));
+    assert_eq!(tracing.endpoint.as_deref(), Some("/api/v2/spans"));
+    assert!(meshconfig.spec.certificate.is_some(), "the MeshConfig keeps OSM's certificate settings");
+
+    // Namespaces enrolled exactly as `osm namespace add` + `osm metrics enable`.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for name in ["bookstore", "bookbuyer", "bookthief", "bookwarehouse"] {
+        let ns = namespaces.get(name).await.expect("namespace");
+        assert_eq!(label(&ns.metadata.labels, labels::OSM_MONITORED_BY), Some("osm"), "{name}");
+        assert_eq!(label(&ns.metadata.annotations, labels::OSM_SIDECAR_INJECTION), Some("enabled"), "{name}");
+        assert_eq!(label(&ns.metadata.annotations, labels::OSM_METRICS), Some("enabled"), "{name}");
+    }
+    let curl_ns = namespaces.get("curl").await.expect("curl namespace");
+    assert_eq!(label(&curl_ns.metadata.annotations, labels::OSM_METRICS), None, "metrics only where asked");
+    let ingress_ns = namespaces.get("osm-nginx-ingess-ns").await.expect("ingress namespace");
+    assert_eq!(label(&ingress_ns.metadata.annotations, labels::OSM_SIDECAR_INJECTION), Some("disabled"));
+
+    // Apps: ServiceAccounts, workloads, Services including version services and headless mysql.
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "bookstore");
+    sas.get("bookstore-v2").await.expect("bookstore-v2 ServiceAccount");
+    let services: Api<Service> = Api::namespaced(client.clone(), "bookstore");
+    let root = services.get("bookstore").await.expect("bookstore Service");
+    let root_spec = root.spec.expect("spec");
+    assert_eq!(root_spec.selector.as_ref().and_then(|s| s.get("app")).map(String::as_str), Some("bookstore"));
+    assert_eq!(root_spec.ports.as_ref().unwrap()[0].port, 14001);
+    let v2 = services.get("bookstore-v2").await.expect("bookstore-v2 Service").spec.expect("spec");
+    assert_eq!(v2.selector.as_ref().and_then(|s| s.get("version")).map(String::as_str), Some("v2"));
+    let mysql: Api<StatefulSet> = Api::namespaced(client.clone(), "bookwarehouse");
+    let mysql = mysql.get("mysql").await.expect("mysql StatefulSet");
+    assert_eq!(mysql.status.and_then(|s| s.ready_replicas), Some(1));
+    let mysql_svc: Api<Service> = Api::namespaced(client.clone(), "bookwarehouse");
+    assert_eq!(
+        mysql_svc.get("mysql").await.expect("mysql Service").spec.and_then(|s| s.cluster_ip).as_deref(),
+        Some("None")
+    );
+
+    // SMI policies as OSM serves them.
+    let tts: Api<smi::TrafficTarget> = Api::namespaced(client.clone(), "bookstore");
+    let tt = tts.get("bookstore").await.expect("TrafficTarget bookstore");
+    assert_eq!(tt.spec.destination.name, "bookstore");
+    assert_eq!(tt.spec.rules[0].matches, vec!["books-bought", "buy-a-book"]);
+    assert_eq!(tt.spec.sources.len(), 1, "bookthief is not allowed");
+    let groups: Api<smi::HTTPRouteGroup> = Api::namespaced(client.clone(), "bookstore");
+    let group = groups.get("bookstore-service-routes").await.expect("HTTPRouteGroup");
+    let bought = group.spec.matches.iter().find(|m| m.name == "books-bought").expect("books-bought");
+    assert_eq!(bought.headers.len(), 2, "headers are a list of single-key maps");
+    assert!(bought.headers.iter().all(|h| h.len() == 1));
+    let tcp: Api<smi::TCPRoute> = Api::namespaced(client.clone(), "bookwarehouse");
+    assert_eq!(tcp.get("mysql-tcp").await.expect("TCPRoute").spec.matches.ports, vec![3306]);
+    let splits: Api<smi::TrafficSplit> = Api::namespaced(client.clone(), "bookstore");
+    let split = splits.get("bookstore-split").await.expect("TrafficSplit");
+    assert_eq!(split.spec.service, "bookstore.bookstore");
+    let weights: Vec<(String, i64)> = split.spec.backends.iter().map(|b| (b.service.clone(), b.weight)).collect();
+    assert_eq!(weights, vec![("bookstore-v1".to_string(), 50), ("bookstore-v2".to_string(), 50)]);
+
+    // 50/50 → 0/100: the TrafficSplit follows.
+    for backend in &mut mi.spec.traffic.splits[0].backends {
+        backend.weight = if backend.service == "bookstore-v2" { 100 } else { 0 };
+    }
+    apply(&client, &mi).await;
+    wait::until("the TrafficSplit to send everything to bookstore-v2", CONVERGE, || async {
+        let split = splits.get("bookstore-split").await.map_err(|e| e.to_string())?;
+        let weights: Vec<i64> = split.spec.backends.iter().map(|b| b.weight).collect();
+        if weights == vec![0, 100] { Ok(()) } else { Err(format!("weights {weights:?}")) }
+    })
+    .await;
+
+    // Removing an app prunes its objects; turning Grafana off removes it.
+    mi.spec.apps.retain(|a| a.name != "bookthief");
+    mi.spec.mesh.addons.grafana = false;
+    apply(&client, &mi).await;
+    let thief: Api<Deployment> = Api::namespaced(client.clone(), "bookthief");
+    wait::until("bookthief and osm-grafana to be pruned", CONVERGE, || async {
+        let thief_left = thief.get_opt("bookthief").await.map_err(|e| e.to_string())?.is_some();
+        let grafana_left = deployments.get_opt("osm-grafana").await.map_err(|e| e.to_string())?.is_some();
+        if !thief_left && !grafana_left {
+            Ok(())
+        } else {
+            Err(format!("bookthief left: {thief_left}, grafana left: {grafana_left}"))
+        }
+    })
+    .await;
+    wait_ready(&client, "bookstore").await;
+
+    // Teardown: nothing with our labels, no OSM/SMI CRDs, namespaces un-enrolled.
+    delete_and_wait_gone(&client, "bookstore").await;
+    let left = managed_objects(&client, "bookstore").await;
+    assert!(left.is_empty(), "objects left behind: {left:?}");
+    for name in mesh_crds::generate::osm_crd_names() {
+        assert!(crds.get_opt(&name).await.expect("get crd").is_none(), "CRD {name} left behind");
+    }
+    for name in ["bookstore", "bookbuyer", "bookthief", "bookwarehouse"] {
+        let ns = namespaces.get(name).await.expect("namespace stays (deleteNamespaces is false)");
+        assert_eq!(label(&ns.metadata.labels, labels::OSM_MONITORED_BY), None, "{name} un-enrolled");
+        assert_eq!(label(&ns.metadata.annotations, labels::OSM_SIDECAR_INJECTION), None, "{name} un-enrolled");
+    }
+    operator.stop().await;
+}
