@@ -102,9 +102,19 @@ pub async fn run(
     let store = controller.store();
     if let Some(ready) = ready {
         let store = store.clone();
+        // kube-runtime's readiness latch wakes only its most recent waiter, and the controller's
+        // own runner waits on it too: poll it again and again instead of waiting once, or a
+        // replica would never report ready (the readiness probe and `meshctl install` wait on it).
         tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
-                let _ = ready.send(true);
+            loop {
+                match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
+                    Ok(Ok(())) => {
+                        let _ = ready.send(true);
+                        return;
+                    }
+                    Ok(Err(_)) => return,
+                    Err(_) => continue,
+                }
             }
         });
     }

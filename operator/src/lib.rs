@@ -5,6 +5,7 @@ pub mod context;
 pub mod controller;
 pub mod error;
 pub mod kinds;
+pub mod manifests;
 pub mod meshctl;
 pub mod metrics;
 pub mod reconcile;

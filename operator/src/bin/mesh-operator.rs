@@ -1,4 +1,4 @@
-//! The mesh-operator binary: `run` the controller, or print the `crd`s.
+//! The mesh-operator binary: `run` the controller, print the `crd`s, or generate the install `manifests`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +28,19 @@ enum Command {
         /// Which CRDs: ours, OSM's ten (installed by the operator for self-hosted OSM), Istio's AuthorizationPolicy schema, or all.
         #[arg(long, value_enum, default_value_t = CrdSet::All)]
         set: CrdSet,
+    },
+    /// Generate the install manifests: `deploy/install.yaml` and the OLM bundle. Without
+    /// `--out`/`--bundle`, prints install.yaml.
+    Manifests {
+        /// Directory to write install.yaml to (e.g. `deploy`).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Directory to write the OLM bundle to (e.g. `bundle`).
+        #[arg(long)]
+        bundle: Option<std::path::PathBuf>,
+        /// Operator image to put in the printed install.yaml (files always use the release image).
+        #[arg(long)]
+        image: Option<String>,
     },
 }
 
@@ -113,13 +126,29 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", mesh_crds::generate::to_yaml(&selected)?);
             Ok(())
         }
+        Command::Manifests { out, bundle, image } => {
+            use mesh_operator::manifests;
+            if out.is_none() && bundle.is_none() {
+                print!("{}", manifests::install_yaml(&image.unwrap_or_else(manifests::image))?);
+                return Ok(());
+            }
+            if let Some(dir) = out {
+                manifests::write(&dir, &manifests::install_files()?)?;
+                eprintln!("wrote {}", dir.join("install.yaml").display());
+            }
+            if let Some(dir) = bundle {
+                manifests::write(&dir, &manifests::bundle_files()?)?;
+                eprintln!("wrote the OLM bundle to {}", dir.display());
+            }
+            Ok(())
+        }
         Command::Run(args) => {
             init_logging(args.log_format);
             let client = kube::Client::try_default().await?;
             controller::ensure_crd(&client, args.install_crds).await?;
             let election = args.leader_elect.then(|| LeaderElection {
                 namespace: args.lease_namespace.clone(),
-                lease_name: "mesh-operator-leader".to_string(),
+                lease_name: mesh_operator::manifests::LEASE_NAME.to_string(),
                 identity: std::env::var("POD_NAME").unwrap_or_else(|_| format!("mesh-operator-{}", std::process::id())),
             });
             let settings = Settings { resync: Duration::from_secs(args.resync_seconds), ..Settings::default() };

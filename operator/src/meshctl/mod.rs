@@ -1,2 +1,3 @@
 //! `meshctl` subcommands.
+pub mod install;
 pub mod translate;

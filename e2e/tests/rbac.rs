@@ -1,0 +1,377 @@
+//! The operator's RBAC, proven on the local control plane: `deploy/install.yaml` passes a server
+//! dry run; the operator, authenticated as its ServiceAccount (impersonation) and bound only by the
+//! roles in `deploy/install.yaml`, runs the whole bookstore scenario (apply, weight edit, teardown);
+//! with one rule removed it fails with a Forbidden naming that rule; and `meshctl install` /
+//! `meshctl uninstall` apply and remove the manifests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, ResourceExt};
+use mesh_crds::{ConditionStatus, MeshInstallation, smi};
+use mesh_e2e::operator::test_settings;
+use mesh_e2e::{TestCluster, wait};
+use mesh_operator::controller::{self, LeaderElection};
+use mesh_operator::manifests::{LEASE_NAME, NAME, NAMESPACE};
+use mesh_operator::meshctl::install::{self, INSTALL_YAML, InstallError, InstallOptions, UninstallOptions};
+use mesh_operator::metrics::Metrics;
+use mesh_provisioner::labels;
+use tokio::sync::watch;
+
+const CONVERGE: Duration = Duration::from_secs(180);
+const SERVICE_ACCOUNT: &str = "system:serviceaccount:mesh-operator-system:mesh-operator";
+
+/// Two operators in one cluster would fight, and the tests rewrite the same roles: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn sample(name: &str) -> MeshInstallation {
+    let path = format!("{}/../samples/{name}", env!("CARGO_MANIFEST_DIR"));
+    MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("sample")).expect("sample parses")
+}
+
+fn kind_of(object: &DynamicObject) -> &str {
+    object.types.as_ref().map(|t| t.kind.as_str()).unwrap_or_default()
+}
+
+/// The objects of `deploy/install.yaml` (as embedded in meshctl; a unit test keeps it equal to the code).
+fn install_objects() -> Vec<DynamicObject> {
+    install::objects(INSTALL_YAML).expect("install.yaml parses")
+}
+
+/// Removes the ClusterRole rule for `group`/`resource`; panics when there is none.
+fn without_rule(objects: &mut [DynamicObject], group: &str, resource: &str) {
+    let role = objects.iter_mut().find(|o| kind_of(o) == "ClusterRole").expect("ClusterRole");
+    let rules = role.data["rules"].as_array_mut().expect("rules");
+    let before = rules.len();
+    rules.retain(|rule| !(rule["apiGroups"][0] == group && rule["resources"][0] == resource));
+    assert_eq!(rules.len(), before - 1, "install.yaml has exactly one rule for {group}/{resource}");
+}
+
+/// Applies the CRD, namespace, ServiceAccount, roles and bindings of install.yaml (not the
+/// Deployment: no image runs here), optionally without one ClusterRole rule.
+async fn apply_rbac(admin: &Client, drop_rule: Option<(&str, &str)>) {
+    let mut objects: Vec<DynamicObject> =
+        install_objects().into_iter().filter(|o| kind_of(o) != "Deployment").collect();
+    if let Some((group, resource)) = drop_rule {
+        without_rule(&mut objects, group, resource);
+    }
+    let mut out = Vec::new();
+    install::apply_objects(admin, &objects, false, &mut out).await.expect("apply install.yaml's RBAC");
+    controller::ensure_crd(admin, true).await.expect("the CRD is Established");
+}
+
+/// A client authenticated as the operator's ServiceAccount (impersonation, as the API server
+/// authorises a pod with that ServiceAccount's token).
+async fn service_account_client(cluster: &TestCluster) -> Client {
+    mesh_operator::init_crypto();
+    let kubeconfig = Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig");
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("config");
+    config.auth_info.impersonate = Some(SERVICE_ACCOUNT.to_string());
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{NAMESPACE}"),
+        "system:authenticated".to_string(),
+    ]);
+    Client::try_from(config).expect("client")
+}
+
+/// Whether the ServiceAccount may `verb` `group`/`resource` cluster-wide, as the API server decides.
+async fn allowed(admin: &Client, verb: &str, group: &str, resource: &str) -> bool {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(SERVICE_ACCOUNT.to_string()),
+            groups: Some(vec!["system:serviceaccounts".to_string(), format!("system:serviceaccounts:{NAMESPACE}")]),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.to_string()),
+                group: Some(group.to_string()),
+                resource: Some(resource.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(admin.clone());
+    let answer = api.create(&PostParams::default(), &review).await.expect("SubjectAccessReview");
+    answer.status.is_some_and(|s| s.allowed)
+}
+
+/// Waits until the RBAC authorizer sees the roles as applied.
+async fn wait_authorized(admin: &Client, verb: &str, group: &str, resource: &str, expected: bool) {
+    wait::until(
+        &format!("{verb} {group}/{resource} to be allowed={expected} for the ServiceAccount"),
+        CONVERGE,
+        || async {
+            if allowed(admin, verb, group, resource).await == expected {
+                Ok(())
+            } else {
+                Err(format!("allowed={}", !expected))
+            }
+        },
+    )
+    .await;
+}
+
+async fn apply_mi(admin: &Client, mi: &MeshInstallation) {
+    let api: Api<MeshInstallation> = Api::all(admin.clone());
+    let mut mi = mi.clone();
+    mi.metadata.managed_fields = None;
+    mi.metadata.resource_version = None;
+    api.patch(&mi.name_any(), &PatchParams::apply("e2e").force(), &Patch::Apply(&mi))
+        .await
+        .expect("apply MeshInstallation");
+}
+
+fn ready(mi: &MeshInstallation) -> Result<(), String> {
+    let status = mi.status.as_ref();
+    let condition = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    match condition {
+        Some(c)
+            if c.status == ConditionStatus::True
+                && status.and_then(|s| s.observed_generation) == mi.metadata.generation =>
+        {
+            Ok(())
+        }
+        _ => Err(format!("conditions: {:?}", status.map(|s| &s.conditions))),
+    }
+}
+
+/// Every object carrying the installation label, as `Kind/ns/name` (read as admin).
+async fn labelled_objects(admin: &Client, installation: &str) -> Vec<String> {
+    let selector = labels::installation_selector(installation);
+    let mut found = Vec::new();
+    for kind in mesh_operator::kinds::all_managed_kinds() {
+        let api: Api<DynamicObject> = Api::all_with(admin.clone(), &kind.resource);
+        if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
+            for o in list.items {
+                found.push(format!("{}/{}/{}", kind.resource.kind, o.namespace().unwrap_or_default(), o.name_any()));
+            }
+        }
+    }
+    found
+}
+
+/// Removes every MeshInstallation without a teardown (a failed test may leave one behind, with a
+/// finalizer no operator will remove).
+async fn forget_installations(admin: &Client) {
+    let api: Api<MeshInstallation> = Api::all(admin.clone());
+    let Ok(list) = api.list(&ListParams::default()).await else { return };
+    let no_finalizers = serde_json::json!({"metadata": {"finalizers": null}});
+    for mi in list.items {
+        let _ = api.patch(&mi.name_any(), &PatchParams::default(), &Patch::Merge(&no_finalizers)).await;
+        let _ = api.delete(&mi.name_any(), &DeleteParams::default()).await;
+    }
+}
+
+#[tokio::test]
+async fn install_yaml_passes_a_server_side_dry_run() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let admin = cluster.client().await;
+    let objects = install_objects();
+    // As `kubectl apply --dry-run=server`, the namespace must exist for the namespaced objects.
+    let namespace: Vec<DynamicObject> = objects.iter().filter(|o| kind_of(o) == "Namespace").cloned().collect();
+    let mut out = Vec::new();
+    install::apply_objects(&admin, &namespace, false, &mut out).await.expect("create the namespace");
+    install::apply_objects(&admin, &objects, true, &mut out)
+        .await
+        .expect("every object of install.yaml passes a server dry run");
+    let out = String::from_utf8(out).expect("utf-8");
+    assert_eq!(out.matches("validated (server dry run)").count(), objects.len(), "{out}");
+}
+
+#[tokio::test]
+async fn operator_as_its_service_account_runs_the_bookstore_scenario() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let admin = cluster.client().await;
+    apply_rbac(&admin, None).await;
+    wait_authorized(&admin, "list", "apps", "deployments", true).await;
+    let client = service_account_client(cluster).await;
+
+    // The impersonated client really is the ServiceAccount: what the roles do not grant is refused.
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let refused =
+        volumes.list(&ListParams::default()).await.expect_err("PersistentVolumes are not the operator's business");
+    assert!(refused.to_string().contains("forbidden"), "{refused}");
+
+    // The operator as deployed: the CRD must already be there (no --install-crds), leader election on.
+    controller::ensure_crd(&client, false).await.expect("the ServiceAccount can read the CRD");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, mut ready_rx) = watch::channel(false);
+    let election = LeaderElection {
+        namespace: NAMESPACE.to_string(),
+        lease_name: LEASE_NAME.to_string(),
+        identity: "e2e-rbac".to_string(),
+    };
+    let operator = tokio::spawn(controller::run(
+        client.clone(),
+        test_settings(Duration::from_secs(300)),
+        Some(election),
+        async move {
+            let _ = stop_rx.await;
+        },
+        Some(ready_tx),
+        Arc::new(Metrics::default()),
+    ));
+    tokio::time::timeout(CONVERGE, ready_rx.wait_for(|ready| *ready))
+        .await
+        .expect("caches sync")
+        .expect("ready channel");
+
+    let mut mi = sample("bookstore.yaml");
+    apply_mi(&admin, &mi).await;
+    let api: Api<MeshInstallation> = Api::all(admin.clone());
+    wait::until("bookstore to be Ready, reconciled by the ServiceAccount", CONVERGE, || async {
+        ready(&api.get("bookstore").await.map_err(|e| e.to_string())?)
+    })
+    .await;
+
+    // Leader election went through the Role: the Lease is held by this operator.
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), NAMESPACE);
+    let lease = leases.get(LEASE_NAME).await.expect("the leader Lease");
+    assert_eq!(lease.spec.and_then(|s| s.holder_identity).as_deref(), Some("e2e-rbac"));
+    // Events were published (a failure there is only logged by the operator).
+    let events: Api<Event> = Api::namespaced(admin.clone(), "default");
+    let published = events.list(&ListParams::default()).await.expect("events");
+    assert!(
+        published.items.iter().any(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("bookstore")
+            && e.reporting_controller.as_deref() == Some("mesh-operator")),
+        "no Event about bookstore from mesh-operator"
+    );
+
+    // 50/50 → 0/100.
+    for backend in &mut mi.spec.traffic.splits[0].backends {
+        backend.weight = if backend.service == "bookstore-v2" { 100 } else { 0 };
+    }
+    apply_mi(&admin, &mi).await;
+    let splits: Api<smi::TrafficSplit> = Api::namespaced(admin.clone(), "bookstore");
+    wait::until("the TrafficSplit to send everything to bookstore-v2", CONVERGE, || async {
+        let split = splits.get("bookstore-split").await.map_err(|e| e.to_string())?;
+        let weights: Vec<i64> = split.spec.backends.iter().map(|b| b.weight).collect();
+        if weights == vec![0, 100] { Ok(()) } else { Err(format!("weights {weights:?}")) }
+    })
+    .await;
+    wait::until("bookstore to be Ready again", CONVERGE, || async {
+        ready(&api.get("bookstore").await.map_err(|e| e.to_string())?)
+    })
+    .await;
+
+    // Teardown, as the ServiceAccount: nothing labelled for the installation remains.
+    api.delete("bookstore", &DeleteParams::default()).await.expect("delete bookstore");
+    wait::until("bookstore to be torn down and gone", CONVERGE, || async {
+        match api.get_opt("bookstore").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(mi) => Err(format!("teardown step {:?}", mi.status.and_then(|s| s.teardown_step))),
+        }
+    })
+    .await;
+    let left = labelled_objects(&admin, "bookstore").await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for name in mesh_crds::generate::osm_crd_names() {
+        assert!(crds.get_opt(&name).await.expect("get CRD").is_none(), "CRD {name} left behind");
+    }
+
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(30), operator).await;
+}
+
+#[tokio::test]
+async fn operator_without_the_deployments_rule_is_forbidden_naming_it() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let admin = cluster.client().await;
+    apply_rbac(&admin, Some(("apps", "deployments"))).await;
+    wait_authorized(&admin, "list", "apps", "deployments", false).await;
+    let client = service_account_client(cluster).await;
+
+    let mut mi = sample("bookstore.yaml");
+    mi.metadata.name = Some("bookstore-forbidden".to_string());
+    apply_mi(&admin, &mi).await;
+    let api: Api<MeshInstallation> = Api::all(admin.clone());
+
+    // One reconcile as the operator runs it; the first adds the finalizer, the next converges.
+    let (cache, _changes) =
+        mesh_provisioner::apply::ManagedCache::start(&client, &mesh_operator::kinds::all_managed_kinds());
+    let (_leader_tx, leader) = watch::channel(true);
+    let ctx = Arc::new(mesh_operator::context::Context::new(
+        client.clone(),
+        cache,
+        test_settings(Duration::from_secs(300)),
+        leader,
+        Arc::new(Metrics::default()),
+    ));
+    let mut error = None;
+    for _ in 0..5 {
+        let current = api.get("bookstore-forbidden").await.expect("get");
+        match mesh_operator::reconcile::reconcile(Arc::new(current), ctx.clone()).await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let error = error.expect("the reconcile fails without the deployments rule");
+    assert!(error.contains("forbidden"), "not a Forbidden: {error}");
+    assert!(
+        error.contains("deployments") && error.contains("\"apps\""),
+        "the Forbidden does not name apps/deployments: {error}"
+    );
+
+    // Clean up as admin: nothing was created, so dropping the finalizer is safe.
+    let no_finalizers = serde_json::json!({"metadata": {"finalizers": null}});
+    api.patch("bookstore-forbidden", &PatchParams::default(), &Patch::Merge(&no_finalizers))
+        .await
+        .expect("drop finalizer");
+    api.delete("bookstore-forbidden", &DeleteParams::default()).await.expect("delete");
+    assert!(labelled_objects(&admin, "bookstore-forbidden").await.is_empty(), "nothing was applied");
+    apply_rbac(&admin, None).await;
+}
+
+#[tokio::test]
+async fn meshctl_install_waits_for_the_operator_and_uninstall_removes_it() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let admin = cluster.client().await;
+    forget_installations(&admin).await;
+    let mut out = Vec::new();
+    let options = InstallOptions { timeout: CONVERGE, ..Default::default() };
+    install::install(&admin, &options, &mut out).await.expect("meshctl install");
+    let printed = String::from_utf8_lossy(&out).to_string();
+    assert!(printed.contains("Deployment/mesh-operator-system/mesh-operator applied"), "{printed}");
+    assert!(printed.contains("mesh-operator is ready"), "{printed}");
+    assert!(install::operator_ready(&admin).await.expect("readiness").0);
+
+    // Uninstalling while a MeshInstallation exists is refused.
+    let mut guard = sample("bookstore.yaml");
+    guard.metadata.name = Some("uninstall-guard".to_string());
+    apply_mi(&admin, &guard).await;
+    let refused = install::uninstall(&admin, &UninstallOptions::default(), &mut Vec::new()).await;
+    assert!(matches!(refused, Err(InstallError::InstallationsExist { .. })), "{refused:?}");
+    // (No operator really runs on simulated nodes, so nothing added a finalizer.)
+    let api: Api<MeshInstallation> = Api::all(admin.clone());
+    let no_finalizers = serde_json::json!({"metadata": {"finalizers": null}});
+    api.patch("uninstall-guard", &PatchParams::default(), &Patch::Merge(&no_finalizers)).await.expect("drop finalizer");
+    api.delete("uninstall-guard", &DeleteParams::default()).await.expect("delete");
+
+    let mut out = Vec::new();
+    let options = UninstallOptions { timeout: CONVERGE, ..Default::default() };
+    install::uninstall(&admin, &options, &mut out).await.expect("meshctl uninstall");
+    let printed = String::from_utf8_lossy(&out).to_string();
+    assert!(printed.contains("mesh-operator is uninstalled"), "{printed}");
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    assert!(namespaces.get_opt(NAMESPACE).await.expect("get").is_none(), "namespace gone");
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    assert!(crds.get_opt("meshinstallations.meshoperator.dev").await.expect("get").is_none(), "CRD gone");
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(admin.clone());
+    assert!(roles.get_opt(NAME).await.expect("get").is_none(), "ClusterRole gone");
+}
