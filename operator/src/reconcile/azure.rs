@@ -107,6 +107,17 @@ pub struct AzureProgress {
 pub struct AzureState {
     clients: Mutex<HashMap<String, Arc<ArmClient>>>,
     memo: Mutex<HashMap<String, Memo>>,
+    /// Fatal errors per installation and part (`<name>/images`), so one part's fatal error is not
+    /// retried while another part's operation keeps the installation polling.
+    fatal: Mutex<HashMap<String, FatalMemo>>,
+}
+
+#[derive(Clone)]
+struct FatalMemo {
+    generation: Option<i64>,
+    until: Instant,
+    condition: ConditionUpdate,
+    degraded: ConditionUpdate,
 }
 
 #[derive(Clone)]
@@ -341,6 +352,31 @@ impl AzureState {
                     attempts,
                     outcome: outcome.clone(),
                     progress: progress.clone(),
+                },
+            );
+        }
+    }
+
+    fn fatal_recall(&self, key: &str, generation: Option<i64>) -> Option<FatalMemo> {
+        let fatal = self.fatal.lock().ok()?;
+        fatal.get(key).filter(|m| m.generation == generation && Instant::now() < m.until).cloned()
+    }
+
+    fn fatal_remember(
+        &self,
+        key: &str,
+        generation: Option<i64>,
+        condition: &ConditionUpdate,
+        degraded: &ConditionUpdate,
+    ) {
+        if let Ok(mut fatal) = self.fatal.lock() {
+            fatal.insert(
+                key.to_string(),
+                FatalMemo {
+                    generation,
+                    until: Instant::now() + FATAL_RETRY,
+                    condition: condition.clone(),
+                    degraded: degraded.clone(),
                 },
             );
         }
@@ -900,6 +936,13 @@ async fn images(
     findings: &mut Findings,
 ) -> Result<()> {
     let Some(registry) = &mi.spec.registry else { return Ok(()) };
+    let fatal_key = format!("{}/images", mi.name_any());
+    if let Some(fatal) = ctx.azure.fatal_recall(&fatal_key, mi.metadata.generation) {
+        findings.progress.images = Some(fatal.condition);
+        findings.progress.degraded = Some(fatal.degraded);
+        findings.wait(fatal.until.saturating_duration_since(Instant::now()));
+        return Ok(());
+    }
     let registry_ref = RegistryRef::from_spec(azure, registry);
     let login = registry.login_server();
     let reference = |target: &str| format!("{login}/{target}");
@@ -959,9 +1002,13 @@ async fn images(
     }
     let total = registry.images.len();
     findings.progress.images = Some(if let Some(error) = first_error {
+        let fatal = !error.is_retryable();
         let mut condition = findings.error(error);
         condition.type_ = ct::IMAGES_IMPORTED;
         condition.message = format!("{} of {total} image(s) imported; {}", done.len(), condition.message);
+        if fatal && let Some(degraded) = &findings.progress.degraded {
+            ctx.azure.fatal_remember(&fatal_key, mi.metadata.generation, &condition, degraded);
+        }
         condition
     } else if !importing.is_empty() {
         importing.sort();

@@ -3,7 +3,6 @@
 //! namespaces we created, if asked. Every step is idempotent and re-checked on each pass, so a
 //! restarted operator simply resumes. Nothing the operator did not create is deleted.
 
-
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Namespace;
@@ -85,7 +84,10 @@ pub async fn run(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Res
 }
 
 async fn record_step(ctx: &Context, mi: &MeshInstallation, step: Step) -> Result<()> {
-    let mut current = mi.status.clone().unwrap_or_default();
+    // The latest status: a step (the Azure one) may have recorded an operation during this pass.
+    let api: Api<MeshInstallation> = Api::all(ctx.client.clone());
+    let latest = api.get_status(&mi.name_any()).await.map_err(Error::kube("reading MeshInstallation status"))?;
+    let mut current = latest.status.unwrap_or_default();
     if current.teardown_step.as_deref() == Some(step.as_str()) {
         return Ok(());
     }

@@ -51,7 +51,6 @@ pub fn credential(
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id: mi.client_id.clone().map(UserAssignedId::ClientId),
                 client_options: options,
-                ..Default::default()
             }))
             .map_err(|e| config("managedIdentity", e))?
         }

@@ -1,0 +1,783 @@
+//! The AKS add-ons and ACR import through Azure Resource Manager, end to end: the operator runs
+//! in-process against the local control plane and talks to the ARM emulator on loopback (HTTPS,
+//! client-secret credential against the emulator's token endpoint). Every scenario counts the
+//! emulator's requests. `live_azure_*` runs against real Azure when its environment is set.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use mesh_crds::{AzureCredential, ClientSecretRef, ConditionStatus, MeshInstallation, MeshProvider};
+use mesh_e2e::arm_emulator::{self, ArmEmulator, FaultKind};
+use mesh_e2e::operator::{OperatorHandle, test_settings};
+use mesh_e2e::{TestCluster, wait};
+use mesh_provisioner::labels;
+use serde_json::json;
+
+const SUB: &str = "00000000-0000-0000-0000-000000000000";
+const RG: &str = "aks-train-rg";
+const CLUSTER: &str = "aks-train-mesh-cluster";
+const ACR: &str = "srvmeshacr";
+const LOCATION: &str = "eastus";
+const SECRET_NAMESPACE: &str = "mesh-operator-system";
+const CONVERGE: Duration = Duration::from_secs(180);
+
+/// Scenarios share cluster-scoped names (kube-system add-on objects, CRDs); one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn sample(name: &str) -> MeshInstallation {
+    let path = format!("{}/../samples/{name}", env!("CARGO_MANIFEST_DIR"));
+    MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("sample")).expect("sample parses")
+}
+
+/// Points an installation at the emulator, authenticating with a client secret from `secret`.
+fn at_emulator(mi: &mut MeshInstallation, emulator: &ArmEmulator, secret: &str) {
+    let azure = mi.spec.azure.as_mut().expect("spec.azure");
+    azure.arm_endpoint = Some(emulator.endpoint().to_string());
+    azure.authority_host = Some(emulator.endpoint().to_string());
+    azure.credential = AzureCredential::ClientSecretRef(ClientSecretRef {
+        tenant_id: arm_emulator::TENANT_ID.into(),
+        client_id: arm_emulator::CLIENT_ID.into(),
+        secret_name: secret.into(),
+        secret_namespace: Some(SECRET_NAMESPACE.into()),
+        key: None,
+    });
+}
+
+async fn put_secret(client: &Client, name: &str, value: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SECRET_NAMESPACE}});
+    namespaces
+        .patch(SECRET_NAMESPACE, &PatchParams::apply("e2e").force(), &Patch::Apply(&ns))
+        .await
+        .expect("namespace");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), SECRET_NAMESPACE);
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        data: Some(BTreeMap::from([("clientSecret".to_string(), ByteString(value.as_bytes().to_vec()))])),
+        ..Default::default()
+    };
+    secrets.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&secret)).await.expect("secret");
+}
+
+async fn apply(client: &Client, mi: &MeshInstallation) {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    let mut mi = mi.clone();
+    mi.metadata.managed_fields = None;
+    mi.metadata.resource_version = None;
+    mi.status = None;
+    api.patch(&mi.name_any(), &PatchParams::apply("e2e").force(), &Patch::Apply(&mi))
+        .await
+        .expect("apply MeshInstallation");
+}
+
+fn condition(mi: &MeshInstallation, type_: &str) -> Option<(ConditionStatus, String, String)> {
+    mi.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status, c.reason.clone(), c.message.clone()))
+}
+
+fn conditions_text(mi: &MeshInstallation) -> String {
+    mi.status
+        .as_ref()
+        .map(|s| {
+            s.conditions
+                .iter()
+                .map(|c| format!("{}={:?} {}: {}", c.type_, c.status, c.reason, c.message))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until `type_` is True; records every (type, reason) seen meanwhile into `seen`.
+async fn wait_condition(
+    client: &Client,
+    name: &str,
+    type_: &str,
+    timeout: Duration,
+    seen: &mut BTreeSet<(String, String)>,
+) -> MeshInstallation {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let mi = api.get(name).await.expect("MeshInstallation");
+        if let Some(status) = &mi.status {
+            for c in &status.conditions {
+                if c.status != ConditionStatus::True {
+                    seen.insert((c.type_.clone(), c.reason.clone()));
+                }
+            }
+        }
+        let current = mi.status.as_ref().and_then(|s| s.observed_generation) == mi.metadata.generation;
+        if current && matches!(condition(&mi, type_), Some((ConditionStatus::True, _, _))) {
+            return mi;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("timed out waiting for {type_}=True on {name}; conditions: {}", conditions_text(&mi));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_reason(client: &Client, name: &str, type_: &str, reason: &str) -> (ConditionStatus, String) {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    wait::until(&format!("{type_} reason {reason} on {name}"), Duration::from_secs(60), || async {
+        let mi = api.get(name).await.map_err(|e| e.to_string())?;
+        match condition(&mi, type_) {
+            Some((status, r, message)) if r == reason => Ok((status, message)),
+            _ => Err(conditions_text(&mi)),
+        }
+    })
+    .await
+}
+
+async fn delete_and_wait_gone(client: &Client, name: &str) {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    wait::until(&format!("MeshInstallation {name} to be gone"), CONVERGE, || async {
+        match api.get_opt(name).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(mi) => Err(format!("still there, teardown step {:?}", mi.status.and_then(|s| s.teardown_step))),
+        }
+    })
+    .await;
+}
+
+/// Removes an installation without its teardown (for scenarios that end in a fatal error).
+async fn force_delete(client: &Client, name: &str) {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    let _ = api.patch(name, &PatchParams::default(), &Patch::Merge(&json!({"metadata": {"finalizers": null}}))).await;
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    let _ = wait::until("installation gone", Duration::from_secs(30), || async {
+        match api.get_opt(name).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        }
+    })
+    .await;
+}
+
+/// Removes what an earlier scenario's AKS add-on left in the cluster.
+async fn reset_cluster(client: &Client) {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    if let Ok(list) = api.list(&Default::default()).await {
+        for mi in list.items {
+            force_delete(client, &mi.name_any()).await;
+        }
+    }
+    // Namespaces an earlier installation left (force-deleted ones skip their teardown).
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let selector = kube::api::ListParams::default().labels(labels::INSTALLATION);
+    for ns in namespaces.list(&selector).await.map(|l| l.items).unwrap_or_default() {
+        let _ = namespaces.delete(&ns.name_any(), &DeleteParams::default()).await;
+    }
+    // Only after a failed scenario; bounded, as a namespace with a bound volume can take long.
+    for _ in 0..120 {
+        if namespaces.list(&selector).await.map(|l| l.items.is_empty()).unwrap_or(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let _ = mutating.delete("aks-osm-webhook-osm", &DeleteParams::default()).await;
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let _ = validating.delete("aks-osm-validator-mesh-osm", &DeleteParams::default()).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
+    let _ = deployments.delete("osm-controller", &DeleteParams::default()).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in mesh_crds::generate::osm_crd_names() {
+        let _ = crds.delete(&name, &DeleteParams::default()).await;
+    }
+    wait::until("OSM CRDs gone", Duration::from_secs(60), || async {
+        for name in mesh_crds::generate::osm_crd_names() {
+            if crds.get_opt(&name).await.map_err(|e| e.to_string())?.is_some() {
+                return Err(format!("{name} still there"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// An emulator with the article's cluster (Kubernetes 1.30.4) and registry.
+async fn emulator(client: &Client) -> ArmEmulator {
+    let emulator = ArmEmulator::start(Some(client.clone())).await;
+    emulator.add_cluster(SUB, RG, CLUSTER, LOCATION, "1.30.4");
+    emulator.add_registry(SUB, RG, ACR, LOCATION);
+    emulator
+}
+
+/// The AKS sample without ingress, traffic policy and mysql (whose volume is not what these
+/// scenarios are about): mesh, registry, namespaces and apps.
+fn lean_aks(name: &str) -> MeshInstallation {
+    let mut mi = sample("bookstore-aks-addon.yaml");
+    mi.metadata.name = Some(name.into());
+    mi.spec.ingress = None;
+    mi.spec.traffic = Default::default();
+    mi.spec.apps.retain(|a| a.name != "mysql");
+    mi
+}
+
+/// Ready; or, where the cluster cannot bind mysql's volume, every condition but AppsReady true and
+/// AppsReady waiting only for mysql (reported).
+async fn wait_converged(client: &Client, name: &str, seen: &mut BTreeSet<(String, String)>) -> MeshInstallation {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    let deadline = std::time::Instant::now() + CONVERGE;
+    loop {
+        let mi = api.get(name).await.expect("MeshInstallation");
+        let conditions = mi.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+        for c in &conditions {
+            if c.status != ConditionStatus::True {
+                seen.insert((c.type_.clone(), c.reason.clone()));
+            }
+        }
+        let current = mi.status.as_ref().and_then(|s| s.observed_generation) == mi.metadata.generation;
+        let only_mysql = conditions.iter().filter(|c| c.type_ != "Ready" && c.type_ != "Degraded").all(|c| {
+            c.status == ConditionStatus::True
+                || (c.type_ == "AppsReady" && c.message.split("; ").all(|m| m.contains("bookwarehouse/mysql")))
+        });
+        if current && matches!(condition(&mi, "Ready"), Some((ConditionStatus::True, _, _))) {
+            return mi;
+        }
+        if current && only_mysql && !conditions.is_empty() {
+            eprintln!("converged except mysql's volume: {}", conditions_text(&mi));
+            return mi;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("timed out waiting for {name} to converge; conditions: {}", conditions_text(&mi));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn image_of(client: &Client, namespace: &str, name: &str) -> String {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let d = api.get(name).await.unwrap_or_else(|e| panic!("Deployment {namespace}/{name}: {e}"));
+    d.spec.and_then(|s| s.template.spec).map(|s| s.containers[0].image.clone().unwrap_or_default()).unwrap_or_default()
+}
+
+fn print_counts(scenario: &str, emulator: &ArmEmulator) {
+    eprintln!("ARM requests [{scenario}]: {:?}", emulator.counts());
+}
+
+#[tokio::test]
+async fn bookstore_aks_addon_converges_with_one_put_and_one_import_per_image_then_stays_quiet() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    reset_cluster(&client).await;
+    let emulator = emulator(&client).await;
+    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+
+    let mut mi = sample("bookstore-aks-addon.yaml");
+    at_emulator(&mut mi, &emulator, "azure-sp");
+    apply(&client, &mi).await;
+    let mut seen = BTreeSet::new();
+    let ready = wait_converged(&client, "bookstore-aks", &mut seen).await;
+    print_counts("bookstore-aks-addon converge", &emulator);
+
+    // Exactly one PUT (the add-on), exactly one import per image.
+    assert_eq!(emulator.count("PUT", "managedCluster", false), 1, "{:?}", emulator.counts());
+    assert_eq!(emulator.count("POST", "importImage", false), 4, "{:?}", emulator.counts());
+    let cluster_now = emulator.cluster(SUB, RG, CLUSTER).expect("cluster");
+    assert_eq!(cluster_now["properties"]["addonProfiles"]["openServiceMesh"], json!({"enabled": true, "config": {}}));
+    assert_eq!(cluster_now["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(cluster_now["tags"]["environment"], "test", "the rest of the cluster is kept");
+    let tags = emulator.registry_tags(SUB, RG, ACR);
+    assert_eq!(
+        tags,
+        ["bookbuyer:v0.11.1", "bookstore:v0.11.1", "bookthief:v0.11.1", "bookwarehouse:v0.11.1"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+    let status = ready.status.clone().expect("status");
+    assert_eq!(status.imported_images.len(), 4, "{:?}", status.imported_images);
+    assert!(status.azure_operations.is_empty(), "no operation left: {:?}", status.azure_operations);
+
+    // Workloads run the ACR images; others keep theirs.
+    assert_eq!(image_of(&client, "bookbuyer", "bookbuyer").await, "srvmeshacr.azurecr.io/bookbuyer:v0.11.1");
+    assert_eq!(image_of(&client, "bookstore", "bookstore-v2").await, "srvmeshacr.azurecr.io/bookstore:v0.11.1");
+    assert_eq!(
+        image_of(&client, "bookwarehouse", "bookwarehouse").await,
+        "srvmeshacr.azurecr.io/bookwarehouse:v0.11.1"
+    );
+    assert_eq!(image_of(&client, "curl", "curl").await, "curlimages/curl:8.10.1");
+
+    // The add-on's MeshConfig in kube-system carries the spec; namespaces are enrolled as self-hosted.
+    let meshconfigs: Api<mesh_crds::osm::MeshConfig> = Api::namespaced(client.clone(), "kube-system");
+    let meshconfig = meshconfigs.get("osm-mesh-config").await.expect("osm-mesh-config");
+    let traffic = meshconfig.spec.traffic.clone().expect("traffic");
+    assert_eq!(traffic.enable_permissive_traffic_policy_mode, Some(false));
+    assert_eq!(traffic.enable_egress, Some(true));
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = namespaces.get("bookstore").await.expect("bookstore namespace");
+    assert_eq!(ns.labels().get(labels::OSM_MONITORED_BY).map(String::as_str), Some("osm"));
+
+    // A second reconcile: reads, but zero ARM writes.
+    emulator.reset_counts();
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    api.patch(
+        "bookstore-aks",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"annotations": {"e2e/poke": "1"}}})),
+    )
+    .await
+    .expect("poke");
+    wait::until("a second reconcile to read the cluster", Duration::from_secs(30), || async {
+        if emulator.count("GET", "managedCluster", false) >= 1 {
+            Ok(())
+        } else {
+            Err(format!("{:?}", emulator.counts()))
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    print_counts("bookstore-aks-addon second reconcile", &emulator);
+    assert_eq!(emulator.writes(), 0, "a steady installation makes no ARM write: {:?}", emulator.counts());
+
+    // Teardown: the add-on is disabled, and what AKS leaves behind is removed.
+    emulator.reset_counts();
+    delete_and_wait_gone(&client, "bookstore-aks").await;
+    print_counts("bookstore-aks-addon teardown", &emulator);
+    assert_eq!(emulator.count("PUT", "managedCluster", true), 1);
+    let cluster_now = emulator.cluster(SUB, RG, CLUSTER).expect("cluster");
+    assert_eq!(cluster_now["properties"]["addonProfiles"]["openServiceMesh"]["enabled"], false);
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    assert!(mutating.get_opt("aks-osm-webhook-osm").await.expect("read").is_none());
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    assert!(validating.get_opt("aks-osm-validator-mesh-osm").await.expect("read").is_none());
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in mesh_crds::generate::osm_crd_names() {
+        let crd = crds.get_opt(&name).await.expect("read");
+        assert!(crd.is_none_or(|c| c.metadata.deletion_timestamp.is_some()), "CRD {name} is left");
+    }
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn transient_faults_still_converge_without_duplicate_writes() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    reset_cluster(&client).await;
+    let emulator = emulator(&client).await;
+    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    // A 429 burst longer than the pipeline's retries (3 attempts for each of the 4 concurrent
+    // imports), 500s, a failed operation, dropped connections.
+    let throttled = FaultKind::Status { status: 429, code: "TooManyRequests".into(), retry_after: Some(1) };
+    emulator.inject("POST", "/importimage", throttled, 12);
+    let broken = FaultKind::Status { status: 500, code: "InternalServerError".into(), retry_after: None };
+    emulator.inject("PUT", "/managedclusters/", broken, 3);
+    emulator.inject("PUT", "/managedclusters/", FaultKind::FailOperation { code: "InternalOperationError".into() }, 1);
+    emulator.inject("GET", "/managedclusters/", FaultKind::Drop, 1);
+    emulator.inject("POST", "/importimage", FaultKind::Drop, 1);
+    emulator.inject("GET", "/operationresults/", FaultKind::Drop, 1);
+
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let mut mi = lean_aks("faults");
+    at_emulator(&mut mi, &emulator, "azure-sp");
+    apply(&client, &mi).await;
+    let mut seen = BTreeSet::new();
+    let ready = wait_converged(&client, "faults", &mut seen).await;
+    print_counts("faults converge", &emulator);
+    eprintln!("transient conditions seen: {seen:?}");
+
+    assert_eq!(emulator.pending_faults(), 0, "every fault was hit");
+    // Writes acted on: the failed enable, then the one that succeeded; one import per image.
+    assert_eq!(emulator.count("PUT", "managedCluster", true), 2, "{:?}", emulator.counts());
+    assert_eq!(emulator.count("POST", "importImage", true), 4, "{:?}", emulator.counts());
+    assert_eq!(emulator.registry_tags(SUB, RG, ACR).len(), 4);
+    assert_eq!(ready.status.as_ref().map(|s| s.imported_images.len()), Some(4));
+    // The conditions showed the transient errors meanwhile.
+    let reasons: BTreeSet<&str> = seen.iter().map(|(_, r)| r.as_str()).collect();
+    assert!(reasons.contains("TooManyRequests"), "throttling was reported: {seen:?}");
+    assert!(
+        reasons.contains("InternalServerError") || reasons.contains("InternalOperationError"),
+        "server errors were reported: {seen:?}"
+    );
+    // No more writes once converged.
+    emulator.reset_counts();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(emulator.writes(), 0);
+    delete_and_wait_gone(&client, "faults").await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn restart_during_an_operation_resumes_from_the_stored_token_without_writing_again() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    reset_cluster(&client).await;
+    let emulator = emulator(&client).await;
+    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    emulator.inject("PUT", "/managedclusters/", FaultKind::SlowOperation(Duration::from_secs(8)), 1);
+    emulator.inject("POST", "/importimage", FaultKind::SlowOperation(Duration::from_secs(8)), 4);
+
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let mut mi = lean_aks("restart");
+    at_emulator(&mut mi, &emulator, "azure-sp");
+    apply(&client, &mi).await;
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    let stored = wait::until("the operations to be stored in status", Duration::from_secs(60), || async {
+        let mi = api.get("restart").await.map_err(|e| e.to_string())?;
+        let ops = mi.status.map(|s| s.azure_operations).unwrap_or_default();
+        if ops.len() == 5 { Ok(ops) } else { Err(format!("{ops:?}")) }
+    })
+    .await;
+    assert!(stored.iter().any(|o| o.operation == "EnableOsmAddon" && o.polling_kind == "AzureAsyncOperation"));
+    assert!(stored.iter().any(|o| o.operation == "ImportImage/bookbuyer:v0.11.1" && o.polling_kind == "Location"));
+    operator.kill().await;
+    assert_eq!(emulator.count("PUT", "managedCluster", false), 1);
+    assert_eq!(emulator.count("POST", "importImage", false), 4);
+
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let mut seen = BTreeSet::new();
+    wait_converged(&client, "restart", &mut seen).await;
+    print_counts("restart mid-operation", &emulator);
+    assert_eq!(emulator.count("PUT", "managedCluster", false), 1, "no second PUT: {:?}", emulator.counts());
+    assert_eq!(emulator.count("POST", "importImage", false), 4, "no second import: {:?}", emulator.counts());
+    assert!(emulator.count("GET", "clusterOperation", false) >= 1, "the stored operation was polled");
+    assert!(emulator.count("GET", "importOperation", false) >= 4, "the stored imports were polled");
+    delete_and_wait_gone(&client, "restart").await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_concurrent_external_change_is_preserved_through_the_etag_retry() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    reset_cluster(&client).await;
+    let emulator = emulator(&client).await;
+    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    // Between our GET and our PUT, someone tags the cluster and enables another add-on.
+    let change = json!({"tags": {"owner": "platform-team"}, "properties": {"addonProfiles": {"azurepolicy": {"enabled": true, "config": {"version": "v2"}}}}});
+    emulator.inject("GET", "/managedclusters/", FaultKind::ExternalChange(change), 1);
+
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let mut mi = lean_aks("etag");
+    mi.spec.apps.clear();
+    mi.spec.namespaces.clear();
+    mi.spec.registry = None;
+    at_emulator(&mut mi, &emulator, "azure-sp");
+    apply(&client, &mi).await;
+    let mut seen = BTreeSet::new();
+    wait_condition(&client, "etag", "MeshReady", CONVERGE, &mut seen).await;
+    print_counts("concurrent change", &emulator);
+    let requests = emulator.requests();
+    let puts: Vec<u16> = requests.iter().filter(|s| s.method == "PUT").map(|s| s.status).collect();
+    assert_eq!(puts, vec![412, 200], "a stale write is refused, the retry on fresh data succeeds");
+    let cluster_now = emulator.cluster(SUB, RG, CLUSTER).expect("cluster");
+    assert_eq!(cluster_now["tags"]["owner"], "platform-team", "their tag is kept");
+    assert_eq!(cluster_now["properties"]["addonProfiles"]["azurepolicy"]["enabled"], true, "their add-on is kept");
+    assert_eq!(cluster_now["properties"]["addonProfiles"]["openServiceMesh"]["enabled"], true);
+    delete_and_wait_gone(&client, "etag").await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn bad_credentials_missing_cluster_missing_registry_and_forbidden_import_each_name_the_problem() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    reset_cluster(&client).await;
+    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    put_secret(&client, "azure-sp-wrong", "not-the-secret").await;
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+
+    // Only Azure: no namespaces or apps, so each scenario is about its error.
+    let base = |name: &str| {
+        let mut mi = lean_aks(name);
+        mi.spec.apps.clear();
+        mi.spec.namespaces.clear();
+        mi
+    };
+    let bad_credentials = emulator(&client).await;
+    let mut mi = base("bad-credentials");
+    at_emulator(&mut mi, &bad_credentials, "azure-sp-wrong");
+    apply(&client, &mi).await;
+
+    let missing_cluster = emulator(&client).await;
+    let mut mi = base("missing-cluster");
+    at_emulator(&mut mi, &missing_cluster, "azure-sp");
+    mi.spec.azure.as_mut().expect("azure").cluster_name = "no-such-cluster".into();
+    mi.spec.registry = None;
+    apply(&client, &mi).await;
+
+    let missing_registry = emulator(&client).await;
+    let mut mi = base("missing-registry");
+    at_emulator(&mut mi, &missing_registry, "azure-sp");
+    mi.spec.registry.as_mut().expect("registry").acr = "nosuchacr".into();
+    apply(&client, &mi).await;
+
+    let forbidden = emulator(&client).await;
+    forbidden.forbid_imports(SUB, RG, ACR);
+    let mut mi = base("forbidden-import");
+    at_emulator(&mut mi, &forbidden, "azure-sp");
+    apply(&client, &mi).await;
+
+    let (status, message) = wait_reason(&client, "bad-credentials", "MeshReady", "CredentialUnavailable").await;
+    assert_eq!(status, ConditionStatus::False);
+    assert!(message.contains("AADSTS7000215") && message.contains("spec.azure.credential"), "{message}");
+    assert!(
+        !message.contains(arm_emulator::CLIENT_SECRET) && !message.contains("not-the-secret"),
+        "no secret in status"
+    );
+    let (_, message) = wait_reason(&client, "bad-credentials", "ImagesImported", "CredentialUnavailable").await;
+    assert!(message.contains("AADSTS7000215"), "{message}");
+    wait_reason(&client, "bad-credentials", "Degraded", "CredentialUnavailable").await;
+
+    let (_, message) = wait_reason(&client, "missing-cluster", "MeshReady", "ResourceNotFound").await;
+    assert!(message.contains("no-such-cluster") && message.contains("spec.azure.clusterName"), "{message}");
+    wait_reason(&client, "missing-cluster", "Degraded", "ResourceNotFound").await;
+
+    let (_, message) = wait_reason(&client, "missing-registry", "ImagesImported", "ResourceNotFound").await;
+    assert!(message.contains("nosuchacr") && message.contains("spec.registry.acr"), "{message}");
+
+    let (_, message) = wait_reason(&client, "forbidden-import", "ImagesImported", "AuthorizationFailed").await;
+    assert!(message.contains("Container Registry Data Importer and Data Reader"), "{message}");
+    wait_reason(&client, "forbidden-import", "Degraded", "AuthorizationFailed").await;
+
+    // Nothing else changed in Azure: no write was acted on where the problem was.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (scenario, emulator) in [("bad credentials", &bad_credentials), ("missing cluster", &missing_cluster)] {
+        print_counts(scenario, emulator);
+        assert_eq!(emulator.accepted_writes(), 0, "{scenario}: {:?}", emulator.counts());
+    }
+    assert_eq!(bad_credentials.requests().iter().filter(|s| arm_emulator::path_kind(&s.path) != "token").count(), 0);
+    for (scenario, emulator) in [("missing registry", &missing_registry), ("forbidden import", &forbidden)] {
+        print_counts(scenario, emulator);
+        assert_eq!(emulator.count("POST", "importImage", true), 0, "{scenario}");
+        assert!(emulator.registry_tags(SUB, RG, ACR).is_empty(), "{scenario}");
+        // Fatal: not retried in a loop.
+        assert!(emulator.count("POST", "importImage", false) <= 4 * 2, "{scenario}: {:?}", emulator.counts());
+    }
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    let forbidden_mi = api.get("forbidden-import").await.expect("mi");
+    assert!(forbidden_mi.status.map(|s| s.imported_images.is_empty()).unwrap_or(true));
+    operator.stop().await;
+    for name in ["bad-credentials", "missing-cluster", "missing-registry", "forbidden-import"] {
+        force_delete(&client, name).await;
+    }
+}
+
+#[tokio::test]
+async fn a_leftover_fail_webhook_blocks_pod_creation_and_our_teardown_removes_it() {
+    let Some(cluster) = TestCluster::get_with_admission_webhooks() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    reset_cluster(&client).await;
+    let emulator = emulator(&client).await;
+    emulator.set_webhook_failure_policy("Fail");
+    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let check_ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "webhook-check", "labels": {labels::OSM_MONITORED_BY: "osm"}}});
+    namespaces.patch("webhook-check", &PatchParams::apply("e2e").force(), &Patch::Apply(&check_ns)).await.expect("ns");
+
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let mut mi = lean_aks("webhook");
+    mi.spec.apps.clear();
+    mi.spec.namespaces.clear();
+    mi.spec.registry = None;
+    at_emulator(&mut mi, &emulator, "azure-sp");
+    apply(&client, &mi).await;
+    let mut seen = BTreeSet::new();
+    wait_condition(&client, "webhook", "MeshReady", CONVERGE, &mut seen).await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "webhook-check");
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "probe-"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .expect("pod");
+    let blocked = pods.create(&PostParams::default(), &pod).await.expect_err("the Fail webhook must block pods");
+    eprintln!("pod creation with the add-on's webhook in place: {blocked}");
+    assert!(blocked.to_string().contains("osm-inject.k8s.io"), "{blocked}");
+
+    // Teardown disables the add-on (AKS leaves the webhooks) and removes the leftovers.
+    delete_and_wait_gone(&client, "webhook").await;
+    print_counts("webhook teardown", &emulator);
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    assert!(mutating.get_opt("aks-osm-webhook-osm").await.expect("read").is_none());
+    pods.create(&PostParams::default(), &pod).await.expect("pods are admitted again");
+    operator.stop().await;
+    let _ = namespaces.delete("webhook-check", &DeleteParams::default()).await;
+}
+
+#[tokio::test]
+async fn bookstore_istio_converges_on_the_emulator_choosing_the_newest_compatible_revision() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    reset_cluster(&client).await;
+    let emulator = emulator(&client).await;
+    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+
+    let mut mi = sample("bookstore-istio.yaml");
+    mi.spec.mesh.istio = None; // let the operator choose from meshRevisionProfiles
+    at_emulator(&mut mi, &emulator, "azure-sp");
+    apply(&client, &mi).await;
+    let mut seen = BTreeSet::new();
+    wait_condition(&client, "bookstore-istio", "MeshReady", CONVERGE, &mut seen).await;
+    let ready = wait_condition(&client, "bookstore-istio", "NamespacesReady", CONVERGE, &mut seen).await;
+    print_counts("bookstore-istio converge", &emulator);
+    eprintln!("bookstore-istio conditions: {}", conditions_text(&ready));
+
+    assert_eq!(emulator.count("GET", "meshRevisionProfiles", false), 1, "{:?}", emulator.counts());
+    assert_eq!(emulator.count("PUT", "managedCluster", false), 1);
+    let cluster_now = emulator.cluster(SUB, RG, CLUSTER).expect("cluster");
+    // Kubernetes 1.30: asm-1-25 is the newest revision compatible with it (asm-1-26 needs 1.31).
+    assert_eq!(
+        cluster_now["properties"]["serviceMeshProfile"],
+        json!({"mode": "Istio", "istio": {"revisions": ["asm-1-25"]}})
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for name in ["bookstore", "bookbuyer", "bookthief", "bookwarehouse"] {
+        let ns = namespaces.get(name).await.expect("namespace");
+        assert_eq!(ns.labels().get(labels::ISTIO_REV).map(String::as_str), Some("asm-1-25"), "{name}");
+        assert!(!ns.labels().contains_key("istio-injection"), "{name}");
+        assert!(!ns.labels().contains_key(labels::OSM_MONITORED_BY), "{name}");
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "aks-istio-system");
+    deployments.get("istiod-asm-1-25").await.expect("istiod of the chosen revision");
+    delete_and_wait_gone(&client, "bookstore-istio").await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn istio_next_to_the_osm_addon_is_refused_and_migrate_from_osm_completes_after_an_interruption() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    reset_cluster(&client).await;
+    let emulator = emulator(&client).await;
+    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    // The cluster already runs the OSM add-on (enabled by hand, as in the article).
+    emulator.enable_osm_addon_now(SUB, RG, CLUSTER).await;
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+
+    let mut mi = sample("bookstore-istio.yaml");
+    mi.metadata.name = Some("migrate".into());
+    mi.spec.ingress = None;
+    let full_spec = mi.spec.clone();
+    // mysql's volume cannot bind on simulated nodes, and the ordered restart waits for each rollout.
+    mi.spec.apps.retain(|a| a.name != "mysql");
+    at_emulator(&mut mi, &emulator, "azure-sp");
+    apply(&client, &mi).await;
+    let (_, message) = wait_reason(&client, "migrate", "MeshReady", "OsmAddonEnabled").await;
+    assert!(message.contains("migrateFromOsm"), "{message}");
+    wait_reason(&client, "migrate", "Degraded", "OsmAddonEnabled").await;
+    assert_eq!(emulator.writes(), 0, "refused: nothing written {:?}", emulator.counts());
+
+    // Migrate; the OSM disable is slow and the operator is killed while it runs.
+    emulator.inject("PUT", "/managedclusters/", FaultKind::SlowOperation(Duration::from_secs(6)), 1);
+    mi.spec.mesh.migrate_from_osm = true;
+    apply(&client, &mi).await;
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    wait::until("the migration to store its running operation", Duration::from_secs(60), || async {
+        let mi = api.get("migrate").await.map_err(|e| e.to_string())?;
+        let status = mi.status.unwrap_or_default();
+        if status.osm_migration_step.as_deref() == Some("DisableOsmAddon")
+            && status.azure_operations.iter().any(|o| o.operation == "DisableOsmAddon")
+        {
+            Ok(())
+        } else {
+            Err(format!("{:?} {:?}", status.osm_migration_step, status.azure_operations))
+        }
+    })
+    .await;
+    operator.kill().await;
+    assert_eq!(emulator.count("PUT", "managedCluster", false), 1);
+
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let mut seen = BTreeSet::new();
+    let done = wait_condition(&client, "migrate", "MeshReady", CONVERGE, &mut seen).await;
+    print_counts("migrateFromOsm", &emulator);
+    eprintln!("migration conditions seen: {seen:?}");
+    assert_eq!(done.status.as_ref().and_then(|s| s.osm_migration_step.as_deref()), Some("Completed"));
+    assert_eq!(emulator.count("PUT", "managedCluster", false), 2, "disable OSM, enable Istio: {:?}", emulator.counts());
+    let cluster_now = emulator.cluster(SUB, RG, CLUSTER).expect("cluster");
+    assert_eq!(cluster_now["properties"]["addonProfiles"]["openServiceMesh"]["enabled"], false);
+    assert_eq!(cluster_now["properties"]["serviceMeshProfile"]["istio"]["revisions"], json!(["asm-1-25"]));
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    assert!(mutating.get_opt("aks-osm-webhook-osm").await.expect("read").is_none());
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in mesh_crds::generate::osm_crd_names() {
+        let crd = crds.get_opt(&name).await.expect("read");
+        assert!(crd.is_none_or(|c| c.metadata.deletion_timestamp.is_some()), "CRD {name} is left");
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = namespaces.get("bookstore").await.expect("namespace");
+    assert_eq!(ns.labels().get(labels::ISTIO_REV).map(String::as_str), Some("asm-1-25"));
+    // Every app was restarted for the new sidecar.
+    for (namespace, name) in
+        [("bookwarehouse", "bookwarehouse"), ("bookstore", "bookstore"), ("bookbuyer", "bookbuyer")]
+    {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+        let d = deployments.get(name).await.expect("deployment");
+        let annotations = d.spec.and_then(|s| s.template.metadata).and_then(|m| m.annotations).unwrap_or_default();
+        assert_eq!(annotations.get("meshoperator.dev/migrated-to").map(String::as_str), Some("asm-1-25"), "{name}");
+    }
+    let order: Vec<String> =
+        mesh_operator::reconcile::azure::dependency_order(&full_spec).iter().map(|a| a.name.clone()).collect();
+    eprintln!("restart order: {order:?}");
+    let position = |n: &str| order.iter().position(|o| o == n).unwrap_or(usize::MAX);
+    assert!(position("mysql") < position("bookwarehouse") && position("bookwarehouse") < position("bookstore"));
+    assert!(position("bookstore") < position("bookbuyer"));
+    assert_eq!(mi.spec.mesh.provider, MeshProvider::AksIstioAddon);
+    delete_and_wait_gone(&client, "migrate").await;
+    operator.stop().await;
+}
+
+/// Against real Azure, opt-in: `MESH_E2E_AZURE_SUBSCRIPTION`, `MESH_E2E_AZURE_RESOURCE_GROUP`,
+/// `MESH_E2E_AZURE_CLUSTER`, `MESH_E2E_AZURE_LOCATION`, `MESH_E2E_AZURE_ACR`, with the Azure CLI
+/// signed in (AzureCli credential) and `E2E_PROVIDER=kubeconfig E2E_KUBECONFIG=<the AKS cluster's>`.
+#[tokio::test]
+async fn live_azure_aks_addon_and_import() {
+    let vars = [
+        "MESH_E2E_AZURE_SUBSCRIPTION",
+        "MESH_E2E_AZURE_RESOURCE_GROUP",
+        "MESH_E2E_AZURE_CLUSTER",
+        "MESH_E2E_AZURE_LOCATION",
+        "MESH_E2E_AZURE_ACR",
+    ];
+    let missing: Vec<&str> = vars.iter().copied().filter(|v| std::env::var(v).is_err()).collect();
+    if !missing.is_empty() {
+        eprintln!("SKIP live_azure_aks_addon_and_import: set {} to run against real Azure", missing.join(", "));
+        return;
+    }
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    let env = |v: &str| std::env::var(v).unwrap_or_default();
+    let mut mi = lean_aks("live-azure");
+    let azure = mi.spec.azure.as_mut().expect("azure");
+    azure.subscription_id = env("MESH_E2E_AZURE_SUBSCRIPTION");
+    azure.resource_group = env("MESH_E2E_AZURE_RESOURCE_GROUP");
+    azure.cluster_name = env("MESH_E2E_AZURE_CLUSTER");
+    azure.location = env("MESH_E2E_AZURE_LOCATION");
+    azure.credential = AzureCredential::AzureCli(Default::default());
+    mi.spec.registry.as_mut().expect("registry").acr = env("MESH_E2E_AZURE_ACR");
+    mi.spec.registry.as_mut().expect("registry").mode = mesh_crds::ImportMode::Force;
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    apply(&client, &mi).await;
+    let mut seen = BTreeSet::new();
+    wait_condition(&client, "live-azure", "ImagesImported", Duration::from_secs(900), &mut seen).await;
+    wait_condition(&client, "live-azure", "MeshReady", Duration::from_secs(1800), &mut seen).await;
+    delete_and_wait_gone(&client, "live-azure").await;
+    operator.stop().await;
+}
