@@ -270,7 +270,15 @@ pub async fn converge_azure(mi: &MeshInstallation, ctx: &Context, progress: &mut
     match ctx.azure.client(ctx, azure).await {
         Ok(client) => {
             provider(mi, ctx, &client, azure, &mut journal, &mut findings).await?;
-            images(mi, ctx, &client, azure, &mut journal, &mut findings).await?;
+            let no_token = findings.errors.iter().find(|e| matches!(e, ArmError::Credential { .. }));
+            match no_token {
+                // Without a token every import fails the same way: say so without asking again.
+                Some(error) if mi.spec.registry.is_some() => {
+                    findings.progress.images =
+                        Some(ConditionUpdate { type_: ct::IMAGES_IMPORTED, ..error_condition(ct::MESH_READY, error) });
+                }
+                _ => images(mi, ctx, &client, azure, &mut journal, &mut findings).await?,
+            }
         }
         Err(error) => {
             let condition = error_condition(ct::MESH_READY, &error);
@@ -1128,4 +1136,37 @@ pub async fn teardown_leftovers(mi: &MeshInstallation, ctx: &Context) -> Result<
         delete_osm_crds(ctx).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apps_restart_after_the_apps_they_call() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/bookstore-istio.yaml"))
+            .expect("sample");
+        let mi = MeshInstallation::from_yaml(&text).expect("sample parses");
+        let order: Vec<&str> = dependency_order(&mi.spec).iter().map(|a| a.name.as_str()).collect();
+        let at = |name: &str| order.iter().position(|n| *n == name).expect(name);
+        assert!(at("mysql") < at("bookwarehouse"), "{order:?}");
+        assert!(at("bookwarehouse") < at("bookstore") && at("bookwarehouse") < at("bookstore-v2"), "{order:?}");
+        assert!(at("bookstore") < at("bookbuyer") && at("bookstore-v2") < at("bookbuyer"), "{order:?}");
+        assert_eq!(order.len(), mi.spec.apps.len());
+    }
+
+    #[test]
+    fn a_forbidden_cluster_update_names_the_aks_role() {
+        let error = ArmError::Response {
+            operation: "enabling the AKS OSM add-on".into(),
+            target: Target::ManagedCluster,
+            status: 403,
+            code: "AuthorizationFailed".into(),
+            message: "no write permission".into(),
+            retry_after: None,
+        };
+        let condition = error_condition(ct::MESH_READY, &error);
+        assert_eq!(condition.reason, "AuthorizationFailed");
+        assert!(condition.message.contains("Azure Kubernetes Service Contributor"), "{}", condition.message);
+    }
 }
