@@ -226,3 +226,276 @@ async fn bookstore_converges_edits_prune_and_teardown_leaves_nothing() {
     }
     operator.stop().await;
 }
+
+/// Resources the operator writes, as `apiserver_request_total` names them.
+const OUR_RESOURCES: &[&str] = &[
+    "meshinstallations",
+    "namespaces",
+    "serviceaccounts",
+    "services",
+    "configmaps",
+    "secrets",
+    "deployments",
+    "statefulsets",
+    "clusterroles",
+    "clusterrolebindings",
+    "roles",
+    "rolebindings",
+    "customresourcedefinitions",
+    "validatingwebhookconfigurations",
+    "mutatingwebhookconfigurations",
+    "ingresses",
+    "ingressclasses",
+    "meshconfigs",
+    "ingressbackends",
+    "egresses",
+    "traffictargets",
+    "httproutegroups",
+    "tcproutes",
+    "trafficsplits",
+    "httproutes",
+    "authorizationpolicies",
+    "events",
+];
+
+#[tokio::test]
+async fn a_steady_installation_makes_zero_writes_over_three_resyncs() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    let resync = Duration::from_secs(2);
+    let operator = OperatorHandle::start(client.clone(), test_settings(resync)).await;
+    apply(&client, &sample("bookstore.yaml")).await;
+    wait_ready(&client, "bookstore").await;
+    // Let the last status write and the caches settle, then count.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let reconciles_before = operator.metrics.reconciles("success");
+    let before = mesh_e2e::apiserver_metrics::request_totals(&client).await;
+    tokio::time::sleep(resync * 3 + Duration::from_millis(500)).await;
+    let after = mesh_e2e::apiserver_metrics::request_totals(&client).await;
+    let reconciles = operator.metrics.reconciles("success") - reconciles_before;
+    let writes = mesh_e2e::apiserver_metrics::writes_between(&before, &after, OUR_RESOURCES);
+    assert!(reconciles >= 3, "the installation was reconciled {reconciles} times in three resync periods");
+    assert!(writes.is_empty(), "a steady installation wrote: {writes:?}");
+    delete_and_wait_gone(&client, "bookstore").await;
+    operator.stop().await;
+}
+
+/// `metadata.resourceVersion` of every object of an installation.
+async fn versions(client: &Client, installation: &str) -> BTreeMap<String, String> {
+    let selector = labels::installation_selector(installation);
+    let mut out = BTreeMap::new();
+    for kind in mesh_operator::kinds::all_managed_kinds() {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
+        if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
+            for o in list.items {
+                let key = format!("{}/{}/{}", kind.resource.kind, o.namespace().unwrap_or_default(), o.name_any());
+                out.insert(key, o.resource_version().unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+async fn wait_condition(client: &Client, name: &str, type_: &str, expected: &str) -> (ConditionStatus, String, String) {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    wait::until(&format!("{name}: condition {type_} mentioning {expected:?}"), CONVERGE, || async {
+        let mi = api.get(name).await.map_err(|e| e.to_string())?;
+        match condition(&mi, type_) {
+            Some(c)
+                if c.2.contains(expected)
+                    && mi.status.as_ref().and_then(|s| s.observed_generation) == mi.metadata.generation =>
+            {
+                Ok(c)
+            }
+            other => Err(format!("{type_}={other:?}")),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn invalid_input_names_the_problem_and_changes_nothing() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+
+    // Semantically invalid samples pass admission and are refused by the operator, naming the field.
+    let dir = format!("{}/../samples/invalid", env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("invalid samples") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        if !text.contains("# passes-admission") {
+            continue;
+        }
+        let expected =
+            text.lines().find_map(|l| l.strip_prefix("# expect-error:")).map(str::trim).expect("expect-error");
+        let mi = MeshInstallation::from_yaml(&text).expect("parse");
+        apply(&client, &mi).await;
+        let (status, _, _) = wait_condition(&client, &mi.name_any(), "Degraded", expected).await;
+        assert_eq!(status, ConditionStatus::True);
+        assert!(managed_objects(&client, &mi.name_any()).await.is_empty(), "{}: objects were created", path.display());
+        delete_and_wait_gone(&client, &mi.name_any()).await;
+        checked += 1;
+    }
+    assert!(checked >= 3, "semantic invalid samples checked: {checked}");
+
+    // An invalid edit of a converged installation changes nothing already applied.
+    let mut mi = sample("bookstore.yaml");
+    apply(&client, &mi).await;
+    wait_ready(&client, "bookstore").await;
+    let before = versions(&client, "bookstore").await;
+    mi.spec.ingress.as_mut().expect("ingress").rules[0].backend.port = 9999;
+    mi.spec.traffic.splits[0].backends[0].weight = 10;
+    apply(&client, &mi).await;
+    wait_condition(&client, "bookstore", "Degraded", "spec.ingress.rules[0].backend.port").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(versions(&client, "bookstore").await, before, "an invalid spec must not change applied objects");
+
+    // A namespace labelled openservicemesh.io/ignore=true is refused by name.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ignore = serde_json::json!({"metadata": {"labels": {labels::OSM_IGNORE: "true"}}});
+    namespaces.patch("bookthief", &PatchParams::default(), &Patch::Merge(&ignore)).await.expect("label bookthief");
+    let valid = sample("bookstore.yaml");
+    apply(&client, &valid).await;
+    let (status, reason, _) = wait_condition(&client, "bookstore", "NamespacesReady", "namespace bookthief").await;
+    assert_eq!((status, reason.as_str()), (ConditionStatus::False, "NamespaceIgnored"));
+    assert_eq!(versions(&client, "bookstore").await, before, "a refused namespace must not change applied objects");
+    let unignore = serde_json::json!({"metadata": {"labels": {labels::OSM_IGNORE: null}}});
+    namespaces.patch("bookthief", &PatchParams::default(), &Patch::Merge(&unignore)).await.expect("unlabel");
+    wait_ready(&client, "bookstore").await;
+    delete_and_wait_gone(&client, "bookstore").await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_foreign_object_is_never_overwritten() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let mut mi = sample("bookstore.yaml");
+    let splits_wanted = std::mem::take(&mut mi.spec.traffic.splits);
+    apply(&client, &mi).await;
+    wait_ready(&client, "bookstore").await;
+
+    // Someone else's TrafficSplit with the name the spec is about to use.
+    let splits: Api<smi::TrafficSplit> = Api::namespaced(client.clone(), "bookstore");
+    let foreign: smi::TrafficSplit = serde_json::from_value(serde_json::json!({
+        "apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",
+        "metadata": {"name": "bookstore-split", "namespace": "bookstore"},
+        "spec": {"service": "bookstore.bookstore", "backends": [{"service": "bookstore-v1", "weight": 1}]}
+    }))
+    .expect("split");
+    splits.create(&Default::default(), &foreign).await.expect("create foreign split");
+    mi.spec.traffic.splits = splits_wanted;
+    apply(&client, &mi).await;
+    let (status, reason, message) =
+        wait_condition(&client, "bookstore", "Degraded", "TrafficSplit/bookstore/bookstore-split").await;
+    assert_eq!((status, reason.as_str()), (ConditionStatus::True, "Conflict"), "{message}");
+    let still = splits.get("bookstore-split").await.expect("foreign split");
+    assert_eq!(still.spec.backends.len(), 1, "the foreign object was changed");
+    assert_eq!(label(&still.metadata.labels, labels::INSTALLATION), None);
+    splits.delete("bookstore-split", &DeleteParams::default()).await.expect("delete foreign split");
+    wait_ready(&client, "bookstore").await;
+    delete_and_wait_gone(&client, "bookstore").await;
+    operator.stop().await;
+}
+
+/// What must be identical after any run: every managed object's content, minus what is generated
+/// at random (key material, CA bundles, digests of them).
+async fn end_state(client: &Client, installation: &str) -> BTreeMap<String, serde_json::Value> {
+    let selector = labels::installation_selector(installation);
+    let mut out = BTreeMap::new();
+    for kind in mesh_operator::kinds::all_managed_kinds() {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
+        let Ok(list) = api.list(&ListParams::default().labels(&selector)).await else { continue };
+        for object in list.items {
+            let key =
+                format!("{}/{}/{}", kind.resource.kind, object.namespace().unwrap_or_default(), object.name_any());
+            let mut value = mesh_provisioner::apply::compare::comparable(&serde_json::to_value(&object).expect("json"));
+            scrub(&mut value);
+            out.insert(key, value);
+        }
+    }
+    out
+}
+
+fn scrub(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.remove("data");
+            map.remove("caBundle");
+            map.remove(mesh_provisioner::ingress::WEBHOOK_CERT_DIGEST_ANNOTATION);
+            map.remove("clusterIP");
+            map.remove("clusterIPs");
+            map.remove("uid");
+            map.values_mut().for_each(scrub);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(scrub),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn interrupted_applies_and_teardowns_converge_to_the_same_end_state() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let _serial = SERIAL.lock().await;
+    let client = cluster.client().await;
+    let settings = test_settings(Duration::from_secs(300));
+    let mi = sample("bookstore.yaml");
+
+    // The reference: one uninterrupted run.
+    let operator = OperatorHandle::start(client.clone(), settings.clone()).await;
+    let started = std::time::Instant::now();
+    apply(&client, &mi).await;
+    wait_ready(&client, "bookstore").await;
+    let converge_time = started.elapsed();
+    let reference = end_state(&client, "bookstore").await;
+    let started = std::time::Instant::now();
+    delete_and_wait_gone(&client, "bookstore").await;
+    let teardown_time = started.elapsed();
+    operator.stop().await;
+
+    let seed: u64 = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261126);
+    let runs: u64 = std::env::var("CRASH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    eprintln!("crash safety: seed {seed}, {runs} runs (reproduce with CRASH_SEED={seed})");
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for run in 0..runs {
+        let during_apply = run % 2 == 0;
+        let window = if during_apply { converge_time } else { teardown_time };
+        let delay = Duration::from_millis(rng.random_range(0..=window.as_millis().max(1) as u64));
+        eprintln!(
+            "run {run}: killing the operator {delay:?} into the {}",
+            if during_apply { "apply" } else { "teardown" }
+        );
+        let operator = OperatorHandle::start(client.clone(), settings.clone()).await;
+        apply(&client, &mi).await;
+        if during_apply {
+            tokio::time::sleep(delay).await;
+            operator.kill().await;
+            let operator = OperatorHandle::start(client.clone(), settings.clone()).await;
+            wait_ready(&client, "bookstore").await;
+            let state = end_state(&client, "bookstore").await;
+            let differing: Vec<&String> =
+                reference.keys().chain(state.keys()).filter(|k| reference.get(*k) != state.get(*k)).collect();
+            assert!(differing.is_empty(), "run {run} (seed {seed}): end state differs in {differing:?}");
+            delete_and_wait_gone(&client, "bookstore").await;
+            operator.stop().await;
+        } else {
+            wait_ready(&client, "bookstore").await;
+            let api: Api<MeshInstallation> = Api::all(client.clone());
+            api.delete("bookstore", &DeleteParams::default()).await.expect("delete");
+            tokio::time::sleep(delay).await;
+            operator.kill().await;
+            let operator = OperatorHandle::start(client.clone(), settings.clone()).await;
+            delete_and_wait_gone(&client, "bookstore").await;
+            operator.stop().await;
+        }
+        let left = managed_objects(&client, "bookstore").await;
+        assert!(left.is_empty(), "run {run} (seed {seed}): left behind {left:?}");
+    }
+}

@@ -22,6 +22,24 @@ pub fn is_subset(desired: &Value, live: &Value) -> bool {
     }
 }
 
+/// The first path where `desired` asks for something `live` does not have, for logs.
+pub fn first_difference(desired: &Value, live: &Value) -> Option<String> {
+    match (desired, live) {
+        (Value::Object(want), Value::Object(have)) => want.iter().find_map(|(key, w)| match have.get(key) {
+            Some(h) => first_difference(w, h).map(|rest| format!(".{key}{rest}")),
+            None if is_empty(w) => None,
+            None => Some(format!(".{key} (missing)")),
+        }),
+        (Value::Array(want), Value::Array(have)) if want.len() == have.len() => want
+            .iter()
+            .zip(have)
+            .enumerate()
+            .find_map(|(i, (w, h))| first_difference(w, h).map(|rest| format!("[{i}]{rest}"))),
+        _ if is_subset(desired, live) => None,
+        _ => Some(format!(": want {desired}, have {live}")),
+    }
+}
+
 fn is_empty(value: &Value) -> bool {
     match value {
         Value::Null => true,

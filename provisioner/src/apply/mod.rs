@@ -134,6 +134,9 @@ impl Applier {
             if compare::is_subset(&wanted, &have) {
                 return Ok(ApplyOutcome::Unchanged);
             }
+            if let Some(difference) = compare::first_difference(&wanted, &have) {
+                tracing::info!(object = %object_ref, "updating: {difference}");
+            }
         }
         let params = PatchParams::apply(&labels::field_manager(desired.component.as_str())).force();
         self.writes.fetch_add(1, Ordering::Relaxed);

@@ -198,7 +198,7 @@ fn prometheus_deployment(ctx: &Ctx<'_>) -> k8s_openapi::api::apps::v1::Deploymen
             format!("--web.listen-address=:{PROMETHEUS_PORT}"),
         ]),
         ports: Some(vec![port("prometheus", PROMETHEUS_PORT)]),
-        resources: Some(resources(("0.5", "512M"), ("1", "2G"))),
+        resources: Some(resources(("500m", "512M"), ("1", "2G"))),
         readiness_probe: Some(http_probe("/-/ready", PROMETHEUS_PORT, "HTTP", 5)),
         liveness_probe: Some(http_probe("/-/healthy", PROMETHEUS_PORT, "HTTP", 30)),
         volume_mounts: Some(vec![mount("config", "/etc/prometheus", true), mount("storage", "/prometheus", false)]),

@@ -99,7 +99,9 @@ pub(crate) fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-/// Requests and limits from `(cpu, memory)` strings as the chart writes them (`"0.5"`, `"128M"`).
+/// Requests and limits from `(cpu, memory)` strings in the canonical form the API server stores
+/// (`"500m"`, not the chart's `"0.5"`): anything else reads back differently and would be
+/// re-applied on every reconcile.
 pub(crate) fn resources(requests: (&str, &str), limits: (&str, &str)) -> ResourceRequirements {
     let pair = |(cpu, memory): (&str, &str)| {
         BTreeMap::from([

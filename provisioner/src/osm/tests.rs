@@ -323,9 +323,9 @@ fn controller_deployment_matches_osm_v1_2() {
     let alive = c.liveness_probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("liveness");
     assert_eq!((alive.path.as_deref(), &alive.port), (Some("/health/alive"), &IntOrString::Int(9091)));
 
-    assert_eq!(quantity(c, "requests", "cpu"), "0.5");
+    assert_eq!(quantity(c, "requests", "cpu"), "500m");
     assert_eq!(quantity(c, "requests", "memory"), "128M");
-    assert_eq!(quantity(c, "limits", "cpu"), "1.5");
+    assert_eq!(quantity(c, "limits", "cpu"), "1500m");
     assert_eq!(quantity(c, "limits", "memory"), "1G");
     assert_eq!(c.env.as_ref().expect("env")[0].name, "CONTROLLER_POD_NAME");
 }
@@ -361,9 +361,9 @@ fn injector_deployment_matches_osm_v1_2() {
     assert_eq!(env["OSM_DEFAULT_INIT_CONTAINER_IMAGE"], "openservicemesh/init:v1.2.4");
     assert!(c.env.iter().flatten().any(|e| e.name == "INJECTOR_POD_NAME" && e.value_from.is_some()));
 
-    assert_eq!(quantity(c, "requests", "cpu"), "0.3");
+    assert_eq!(quantity(c, "requests", "cpu"), "300m");
     assert_eq!(quantity(c, "requests", "memory"), "64M");
-    assert_eq!(quantity(c, "limits", "cpu"), "0.5");
+    assert_eq!(quantity(c, "limits", "cpu"), "500m");
     assert_eq!(quantity(c, "limits", "memory"), "64M");
 }
 
@@ -384,7 +384,7 @@ fn bootstrap_deployment_matches_osm_v1_2() {
     assert_eq!(ports, vec![("crdconversion".into(), 9443), ("metrics".into(), 9091)]);
     let ready = c.readiness_probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("readiness");
     assert_eq!((ready.path.as_deref(), &ready.port), (Some("/healthz"), &IntOrString::Int(9091)));
-    assert_eq!(quantity(c, "requests", "cpu"), "0.3");
+    assert_eq!(quantity(c, "requests", "cpu"), "300m");
     assert_eq!(quantity(c, "limits", "memory"), "128M");
 }
 
@@ -528,7 +528,7 @@ fn prometheus_scrapes_annotated_pods_on_port_7070() {
     assert!(args.contains(&"--storage.tsdb.retention.time=15d".to_string()));
     assert!(args.contains(&"--web.listen-address=:7070".to_string()));
     assert!(args.contains(&"--config.file=/etc/prometheus/prometheus.yml".to_string()));
-    assert_eq!(quantity(c, "requests", "cpu"), "0.5");
+    assert_eq!(quantity(c, "requests", "cpu"), "500m");
     assert_eq!(quantity(c, "requests", "memory"), "512M");
     assert_eq!(quantity(c, "limits", "cpu"), "1");
     assert_eq!(quantity(c, "limits", "memory"), "2G");
