@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::core::error_boundary::DeserializeGuard;
@@ -63,13 +64,19 @@ pub async fn ensure_crd(client: &Client, install: bool) -> Result<()> {
     }
 }
 
-/// Starts leader election; the receiver is true while this replica leads.
-async fn elect(client: &Client, election: Option<LeaderElection>) -> Result<watch::Receiver<bool>> {
+/// Starts leader election; the first receiver is true while this replica leads, the second
+/// becomes true once leadership is known (this replica leads, or the Lease names another holder).
+async fn elect(
+    client: &Client,
+    election: Option<LeaderElection>,
+) -> Result<(watch::Receiver<bool>, watch::Receiver<bool>)> {
     let Some(election) = election else {
         let (tx, rx) = watch::channel(true);
         // Keep the sender alive for the life of the process so the receiver stays true.
         std::mem::forget(tx);
-        return Ok(rx);
+        let (known_tx, known) = watch::channel(true);
+        std::mem::forget(known_tx);
+        return Ok((rx, known));
     };
     let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &election.lease_name)
         .with_namespace(&election.namespace)
@@ -81,10 +88,113 @@ async fn elect(client: &Client, election: Option<LeaderElection>) -> Result<watc
         .await
         .map_err(|e| Error::LeaderElection(e.to_string()))?;
     let (rx, _task) = manager.watch().await;
-    Ok(rx)
+    let (known_tx, known) = watch::channel(false);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &election.namespace);
+    let mut leader = rx.clone();
+    tokio::spawn(async move {
+        loop {
+            if *leader.borrow_and_update() {
+                let _ = known_tx.send(true);
+                return;
+            }
+            if let Ok(Some(lease)) = leases.get_opt(&election.lease_name).await
+                && lease.spec.and_then(|s| s.holder_identity).is_some_and(|h| !h.is_empty() && h != election.identity)
+            {
+                tracing::info!(lease = %election.lease_name, "another replica leads; this one stands by");
+                let _ = known_tx.send(true);
+                return;
+            }
+            if known_tx.is_closed() {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), leader.changed()).await;
+        }
+    });
+    Ok((rx, known))
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// Built-in API groups: their kinds are always served, so their caches must sync before the
+/// operator is ready. Kinds of CRDs (SMI, OSM, Gateway API, Istio) are left out: their watches
+/// sync only once a reconcile has installed the CRD.
+const BUILT_IN_GROUPS: [&str; 6] = [
+    "",
+    "apps",
+    "rbac.authorization.k8s.io",
+    "networking.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+];
+
+/// Sends `true` on `ready` once the MeshInstallation cache and the caches of the built-in managed
+/// kinds have listed, and leadership is known; says in the log what it is waiting for.
+fn report_readiness(
+    ready: watch::Sender<bool>,
+    store: kube::runtime::reflector::Store<DeserializeGuard<MeshInstallation>>,
+    cache: ManagedCache,
+    mut leadership_known: watch::Receiver<bool>,
+) {
+    // kube-runtime's readiness latch wakes only its most recent waiter, and the controller's
+    // own runner waits on it too: poll it again and again instead of waiting once, or a
+    // replica would never report ready (the readiness probe and `meshctl install` wait on it).
+    tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
+        }
+        let built_in: Vec<_> = cache
+            .kinds()
+            .filter(|k| BUILT_IN_GROUPS.contains(&k.resource.group.as_str()))
+            .map(|k| k.resource.clone())
+            .collect();
+        let mut logged = false;
+        loop {
+            let pending: Vec<&str> = built_in.iter().filter(|r| !cache.is_ready(r)).map(|r| r.kind.as_str()).collect();
+            if pending.is_empty() {
+                break;
+            }
+            if !logged {
+                tracing::info!(kinds = ?pending, "waiting for the caches of managed kinds to sync");
+                logged = true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !*leadership_known.borrow() {
+            tracing::info!("waiting to learn who leads");
+        }
+        if leadership_known.wait_for(|known| *known).await.is_err() {
+            return;
+        }
+        tracing::info!("caches synced and leadership known: ready");
+        let _ = ready.send(true);
+    });
+}
+
+/// Where the scrape-time metrics come from: the MeshInstallation store, the managed caches and
+/// the leader flag.
+fn metrics_source(
+    metrics: &crate::metrics::Metrics,
+    store: kube::runtime::reflector::Store<DeserializeGuard<MeshInstallation>>,
+    cache: ManagedCache,
+    leader: watch::Receiver<bool>,
+) {
+    use crate::metrics::{InstallationSnapshot, Snapshot};
+    metrics.set_source(Box::new(move || {
+        let managed_objects = cache
+            .kinds()
+            .map(|k| (mesh_provisioner::apply::cache::kind_key(&k.resource), cache.all(&k.resource).len()))
+            .collect();
+        let installations =
+            store.state().iter().filter_map(|guard| guard.0.as_ref().ok().map(InstallationSnapshot::of)).collect();
+        Snapshot { managed_objects, installations, leader: *leader.borrow() }
+    }));
+}
+
+/// Runs the controller until `shutdown` resolves. `ready` (for `/readyz`) becomes true once the
+/// MeshInstallation cache and the caches of the built-in managed kinds have synced and leadership
+/// is known; `metrics` counts reconciles and ARM requests and reads its gauges from the caches.
 pub async fn run(
     client: Client,
     settings: Settings,
@@ -94,34 +204,27 @@ pub async fn run(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Result<()> {
     let (cache, changes) = ManagedCache::start(&client, &kinds::all_managed_kinds());
-    let leader = elect(&client, election).await?;
-    let ctx = Arc::new(Context::new(client.clone(), cache, settings, leader, metrics));
+    let (leader, leadership_known) = elect(&client, election).await?;
+    let arm_observer = metrics.arm_observer();
+    let ctx = Arc::new(Context::new(client.clone(), cache.clone(), settings, leader.clone(), metrics.clone()));
     let api: Api<DeserializeGuard<MeshInstallation>> = Api::all(client);
     let triggers = changes.map(|name| ObjectRef::<DeserializeGuard<MeshInstallation>>::new(&name));
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
+    metrics_source(&metrics, store.clone(), cache.clone(), leader);
     if let Some(ready) = ready {
-        let store = store.clone();
-        // kube-runtime's readiness latch wakes only its most recent waiter, and the controller's
-        // own runner waits on it too: poll it again and again instead of waiting once, or a
-        // replica would never report ready (the readiness probe and `meshctl install` wait on it).
-        tokio::spawn(async move {
-            loop {
-                match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
-                    Ok(Ok(())) => {
-                        let _ = ready.send(true);
-                        return;
-                    }
-                    Ok(Err(_)) => return,
-                    Err(_) => continue,
-                }
-            }
-        });
+        report_readiness(ready, store.clone(), cache, leadership_known);
     }
     controller
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile_guarded, error_policy_guarded, ctx)
+        .run(
+            move |guard, ctx| {
+                mesh_provisioner::azure::client::observed(arm_observer.clone(), reconcile_guarded(guard, ctx))
+            },
+            error_policy_guarded,
+            ctx,
+        )
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!("controller: {error}");

@@ -75,19 +75,90 @@ struct RunArgs {
     /// Seconds between checks of a converged installation.
     #[arg(long, default_value_t = 300)]
     resync_seconds: u64,
-    /// Log format.
+    /// Log format: text for people, json (one object per line) for log collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
     log_format: LogFormat,
+    /// OpenTelemetry collector to send traces to over OTLP/HTTP, e.g. http://otel-collector:4318
+    /// (only in builds with the `otel` feature; each reconcile is a span named `reconcile` with
+    /// the installation's name).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,kube_lease_manager=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+/// Logs to stderr as text or JSON lines; with the `otel` feature, spans (each reconcile is one,
+/// carrying the installation's name) also go to an OpenTelemetry collector over OTLP/HTTP when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `--otlp-endpoint`) is set.
+fn init_logging(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,kube_lease_manager=warn"))
+    };
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let mut layers: Vec<BoxedLayer> = vec![match format {
+        LogFormat::Text => fmt.with_filter(filter()).boxed(),
+        LogFormat::Json => fmt.json().with_filter(filter()).boxed(),
+    }];
+    let (otel, telemetry) = otel_layer(otlp_endpoint)?;
+    layers.extend(otel.map(|layer| layer.with_filter(filter()).boxed()));
+    tracing_subscriber::registry().with(layers).try_init()?;
+    Ok(telemetry)
+}
+
+type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// What must be flushed at exit.
+#[derive(Default)]
+struct Telemetry {
+    #[cfg(feature = "otel")]
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    fn shutdown(self) {
+        #[cfg(feature = "otel")]
+        if let Some(provider) = self.provider
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("flushing traces: {error}");
+        }
     }
+}
+
+#[cfg(feature = "otel")]
+type OtelLayer = Option<
+    tracing_opentelemetry::OpenTelemetryLayer<tracing_subscriber::Registry, opentelemetry_sdk::trace::SdkTracer>,
+>;
+#[cfg(not(feature = "otel"))]
+type OtelLayer = Option<tracing_subscriber::layer::Identity>;
+
+#[cfg(feature = "otel")]
+fn otel_layer(endpoint: Option<&str>) -> anyhow::Result<(OtelLayer, Telemetry)> {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig;
+    let Some(endpoint) = endpoint.filter(|e| !e.is_empty()) else {
+        return Ok((None, Telemetry::default()));
+    };
+    let endpoint = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().with_endpoint(endpoint).build()?;
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name("mesh-operator").build();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build();
+    let tracer = provider.tracer("mesh-operator");
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    Ok((Some(tracing_opentelemetry::layer().with_tracer(tracer)), Telemetry { provider: Some(provider) }))
+}
+
+#[cfg(not(feature = "otel"))]
+fn otel_layer(endpoint: Option<&str>) -> anyhow::Result<(OtelLayer, Telemetry)> {
+    if endpoint.is_some_and(|e| !e.is_empty()) {
+        eprintln!("mesh-operator was built without the `otel` feature: traces are not exported");
+    }
+    Ok((None, Telemetry::default()))
 }
 
 async fn shutdown_signal() {
@@ -143,7 +214,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => {
-            init_logging(args.log_format);
+            let telemetry = init_logging(args.log_format, args.otlp_endpoint.as_deref())?;
             let client = kube::Client::try_default().await?;
             controller::ensure_crd(&client, args.install_crds).await?;
             let election = args.leader_elect.then(|| LeaderElection {
@@ -156,9 +227,10 @@ async fn main() -> anyhow::Result<()> {
             let (ready_tx, ready_rx) = watch::channel(false);
             let server = tokio::spawn(mesh_operator::server::serve(args.metrics_addr, ready_rx, metrics.clone()));
             tracing::info!(metrics = %args.metrics_addr, "mesh-operator starting");
-            controller::run(client, settings, election, shutdown_signal(), Some(ready_tx), metrics).await?;
+            let result = controller::run(client, settings, election, shutdown_signal(), Some(ready_tx), metrics).await;
             server.abort();
-            Ok(())
+            telemetry.shutdown();
+            Ok(result?)
         }
     }
 }

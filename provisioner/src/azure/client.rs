@@ -127,6 +127,86 @@ fn error_text(error: &azure_core::Error) -> String {
     parts.join(": ")
 }
 
+/// Told about every ARM request [`ArmClient::send`] makes, for metrics. The operator installs one
+/// around each reconcile with [`observed`]; the provisioner itself keeps no counters.
+pub trait ArmObserver: Send + Sync {
+    /// One request: `operation` is the method and ARM resource type (e.g. `PUT managedClusters`,
+    /// `GET operations`), `status` the HTTP status, or `None` when no answer came (no token, no
+    /// connection). Pipeline retries inside one call count once, with the final answer.
+    fn request(&self, operation: &str, status: Option<u16>);
+}
+
+tokio::task_local! {
+    static OBSERVER: Arc<dyn ArmObserver>;
+}
+
+/// Runs `future` with `observer` told about every ARM request made inside it (on this task).
+pub async fn observed<F: std::future::Future>(observer: Arc<dyn ArmObserver>, future: F) -> F::Output {
+    OBSERVER.scope(observer, future).await
+}
+
+fn observe_request(operation: &str, status: Option<u16>) {
+    let _ = OBSERVER.try_with(|observer| observer.request(operation, status));
+}
+
+/// `METHOD resourceType` of an ARM URL: the last resource type in its path (a provider action such
+/// as `importImage` counts as its own type), so the label has few values whatever the names.
+pub fn request_label(method: &Method, url: &Url) -> String {
+    let segments: Vec<&str> = url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
+    // After `providers/<Namespace>` the path alternates type/name; an odd tail is an action.
+    let kind = match segments.iter().rposition(|s| s.eq_ignore_ascii_case("providers")) {
+        Some(at) if at + 2 <= segments.len() => {
+            let rest = &segments[at + 2..];
+            if rest.is_empty() {
+                segments[at + 1]
+            } else if rest.len() % 2 == 1 {
+                rest[rest.len() - 1]
+            } else {
+                rest[rest.len() - 2]
+            }
+        }
+        _ => segments.last().copied().unwrap_or("root"),
+    };
+    format!("{} {kind}", method.as_str())
+}
+
+#[cfg(test)]
+mod observer_tests {
+    use super::*;
+
+    fn label(method: Method, url: &str) -> String {
+        request_label(&method, &Url::parse(url).expect("url"))
+    }
+
+    #[test]
+    fn request_labels_name_the_resource_type_not_the_resource() {
+        let base = "https://management.azure.com/subscriptions/s/resourceGroups/rg/providers";
+        assert_eq!(
+            label(Method::Put, &format!("{base}/Microsoft.ContainerService/managedClusters/c?api-version=1")),
+            "PUT managedClusters"
+        );
+        assert_eq!(
+            label(Method::Post, &format!("{base}/Microsoft.ContainerRegistry/registries/acr/importImage")),
+            "POST importImage"
+        );
+        assert_eq!(
+            label(
+                Method::Get,
+                "https://x/subscriptions/s/providers/Microsoft.ContainerService/locations/eastus/meshRevisionProfiles"
+            ),
+            "GET meshRevisionProfiles"
+        );
+        assert_eq!(
+            label(
+                Method::Get,
+                "https://x/subscriptions/s/providers/Microsoft.ContainerService/locations/eastus/operations/123"
+            ),
+            "GET operations"
+        );
+        assert_eq!(label(Method::Get, "https://x/somewhere/else"), "GET else");
+    }
+}
+
 /// Where the status of a long-running operation is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PollingKind {
@@ -279,6 +359,7 @@ impl ArmClient {
                 message: format!("refusing to send a token to {url}, which is not the ARM endpoint {}", self.endpoint),
             });
         }
+        let label = request_label(&method, &url);
         let mut request = Request::new(url, method);
         request.insert_header("accept", "application/json");
         for (name, value) in headers {
@@ -290,7 +371,9 @@ impl ArmClient {
         }
         let ctx = Context::new();
         let options = PipelineSendOptions { skip_checks: true, ..Default::default() };
-        let response = self.pipeline.send(&ctx, &mut request, Some(options)).await.map_err(|e| {
+        let sent = self.pipeline.send(&ctx, &mut request, Some(options)).await;
+        observe_request(&label, sent.as_ref().ok().map(|r| u16::from(r.status())));
+        let response = sent.map_err(|e| {
             let message = error_text(&e);
             match e.kind() {
                 ErrorKind::Credential => ArmError::Credential { operation: operation.to_string(), message },
