@@ -59,6 +59,12 @@ pub async fn reconcile(mi: Arc<MeshInstallation>, ctx: Arc<Context>) -> Result<A
 
 /// Error policy: exponential back-off with jitter, capped; one installation's errors never stop the others.
 pub fn error_policy(mi: Arc<MeshInstallation>, error: &Error, ctx: Arc<Context>) -> Action {
+    // An unfinished teardown step is not a failure: look again soon, without back-off.
+    if let Error::Finalizer(inner) = error
+        && let kube::runtime::finalizer::Error::CleanupFailed(Error::TeardownInProgress { .. }) = inner.as_ref()
+    {
+        return Action::requeue(Duration::from_secs(1));
+    }
     let name = mi.name_any();
     let attempt = ctx
         .failures
