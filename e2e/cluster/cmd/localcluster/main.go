@@ -52,7 +52,8 @@ const defaultControllers = "namespace-controller,garbage-collector-controller," 
 	"endpoints-controller,endpointslice-controller,endpointslice-mirroring-controller," +
 	"serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller," +
 	"clusterrole-aggregation-controller,disruption-controller,pod-garbage-collector-controller," +
-	"replicationcontroller-controller,persistentvolume-binder-controller"
+	"replicationcontroller-controller,persistentvolume-binder-controller," +
+	"persistentvolumeclaim-protection-controller,persistentvolume-protection-controller"
 
 type options struct {
 	dataDir           string
