@@ -1,6 +1,7 @@
 //! The ARM client: an `azure_core` pipeline (bearer token for [`super::ARM_SCOPE`], retries of
-//! 408/429/5xx and dropped connections honouring `Retry-After`, at most [`PIPELINE_RETRIES`] times
-//! per call so throttling surfaces to the reconciler instead of stalling it), plain requests, and
+//! 408/5xx and dropped connections honouring `Retry-After`, at most [`PIPELINE_RETRIES`] times per
+//! call; 429 goes straight back to the reconciler, which requeues after `Retry-After` — see
+//! [`ArmRetryPolicy`]), plain requests, and
 //! long-running operations: the start of a write returns the polling URL, which the caller keeps
 //! (in the CR status) and polls on later reconciles, so a restarted operator resumes instead of
 //! writing again. azure_core's own `Poller` keeps its state in memory only, hence our polling.
@@ -11,11 +12,12 @@ use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
+use azure_core::http::headers::{RETRY_AFTER, RETRY_AFTER_MS, X_MS_RETRY_AFTER_MS};
 use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
+use azure_core::http::policies::{RetryHeaders, RetryPolicy};
 use azure_core::http::{
-    ClientOptions, Context, ExponentialRetryOptions, Method, Pipeline, PipelineSendOptions, Request, RetryOptions,
-    Transport, Url,
+    ClientOptions, Context, Method, Pipeline, PipelineSendOptions, Request, RetryOptions, StatusCode, Transport, Url,
 };
 
 use super::error::{ArmError, Target};
@@ -295,15 +297,75 @@ pub fn transport() -> Result<Transport, ArmError> {
     Ok(Transport::new(Arc::new(client)))
 }
 
+/// The pipeline's retry policy: a few quick retries of 408/500/502/503/504 and dropped
+/// connections, each waiting at least the server's `Retry-After` (capped at
+/// [`MAX_INLINE_RETRY_AFTER`]). 429 is not retried inside a call: as Azure Service Operator does,
+/// throttling goes back to the reconciler, which requeues after `Retry-After` instead of holding
+/// a worker asleep (azure_core's stock policies would wait any `Retry-After`, however long).
+#[derive(Debug)]
+pub struct ArmRetryPolicy {
+    headers: RetryHeaders,
+}
+
+/// Statuses retried inside one call.
+const INLINE_RETRY_STATUSES: &[StatusCode] = &[
+    StatusCode::RequestTimeout,
+    StatusCode::InternalServerError,
+    StatusCode::BadGateway,
+    StatusCode::ServiceUnavailable,
+    StatusCode::GatewayTimeout,
+];
+
+impl Default for ArmRetryPolicy {
+    fn default() -> Self {
+        ArmRetryPolicy {
+            headers: RetryHeaders { retry_headers: vec![RETRY_AFTER_MS, X_MS_RETRY_AFTER_MS, RETRY_AFTER] },
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RetryPolicy for ArmRetryPolicy {
+    fn is_expired(&self, duration_since_start: azure_core::time::Duration, retry_count: u32) -> bool {
+        retry_count >= PIPELINE_RETRIES || duration_since_start >= azure_core::time::Duration::seconds(15)
+    }
+
+    fn retry_headers(&self) -> Option<&RetryHeaders> {
+        Some(&self.headers)
+    }
+
+    fn retry_status_codes(&self) -> &[StatusCode] {
+        INLINE_RETRY_STATUSES
+    }
+
+    fn sleep_duration(&self, retry_count: u32) -> azure_core::time::Duration {
+        let ms = 200u64.saturating_mul(2u64.saturating_pow(retry_count)).min(2_000) + u64::from(rand_jitter());
+        azure_core::time::Duration::milliseconds(ms as i64)
+    }
+
+    async fn wait(&self, retry_count: u32, retry_after: Option<azure_core::time::Duration>) {
+        let ours = Duration::from_millis(self.sleep_duration(retry_count).whole_milliseconds().max(0) as u64);
+        let server = retry_after
+            .map(|d| Duration::from_millis(d.whole_milliseconds().max(0) as u64))
+            .unwrap_or_default()
+            .min(MAX_INLINE_RETRY_AFTER);
+        tokio::time::sleep(ours.max(server)).await;
+    }
+}
+
+/// Up to 100 ms of jitter, from the clock (no RNG dependency for this).
+fn rand_jitter() -> u8 {
+    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) % 100)
+        as u8
+}
+
 /// Client options shared by the ARM pipeline and the credentials: our transport and retry policy.
 pub fn client_options(transport: Transport) -> ClientOptions {
-    let retry = ExponentialRetryOptions {
-        initial_delay: azure_core::time::Duration::milliseconds(200),
-        max_retries: PIPELINE_RETRIES,
-        max_total_elapsed: azure_core::time::Duration::seconds(15),
-        max_delay: azure_core::time::Duration::seconds(2),
-    };
-    ClientOptions { transport: Some(transport), retry: RetryOptions::exponential(retry), ..Default::default() }
+    ClientOptions {
+        transport: Some(transport),
+        retry: RetryOptions::custom(Arc::new(ArmRetryPolicy::default())),
+        ..Default::default()
+    }
 }
 
 impl ArmClient {
