@@ -2,7 +2,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/mesh-operator/target
 BIN_DIR ?= $(HOME)/.cache/mesh-operator/bin
 
-.PHONY: demo test cluster crds unit e2e
+.PHONY: demo test cluster crds unit e2e bench
 
 ## demo: run the bookstore demo on the local control plane (apply, converge, edit the split, tear down).
 demo: cluster
@@ -19,3 +19,8 @@ cluster:
 ## crds: regenerate crds/yaml from the code.
 crds:
 	UPDATE_CRDS=1 cargo test -p mesh-crds --test crds committed_crd_yaml_matches_the_code
+
+## bench: the benchmark suite on the local control plane (convergence, steady state, footprint, scale);
+## the figures are in README.md "Performance". `BENCH="steady scale"` runs some sections only.
+bench: cluster
+	cargo run --locked --release -p mesh-e2e --bin bench -- $(BENCH)

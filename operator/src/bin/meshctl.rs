@@ -114,7 +114,7 @@ async fn status(args: StatusArgs) -> i32 {
         };
         let timeout = std::time::Duration::from_secs(args.timeout);
         // Progress goes to stderr with -o json, so stdout stays one JSON document.
-        let mut progress: Box<dyn std::io::Write> = match args.output {
+        let mut progress: Box<dyn std::io::Write + Send> = match args.output {
             OutputFormat::Text => Box::new(std::io::stdout()),
             OutputFormat::Json => Box::new(std::io::stderr()),
         };

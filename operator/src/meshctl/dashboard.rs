@@ -128,7 +128,7 @@ pub async fn forward(
     target: &GrafanaTarget,
     pod: &Pod,
     listener: TcpListener,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
     let pod_name = pod.name_any();

@@ -453,7 +453,7 @@ pub async fn wait_ready(
     name: &str,
     timeout: Duration,
     interval: Duration,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<(StatusView, bool), LookupError> {
     let api: Api<MeshInstallation> = Api::all(client.clone());
     let started = Instant::now();
