@@ -358,6 +358,7 @@ async fn invalid_input_names_the_problem_and_changes_nothing() {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ignore = serde_json::json!({"metadata": {"labels": {labels::OSM_IGNORE: "true"}}});
     namespaces.patch("bookthief", &PatchParams::default(), &Patch::Merge(&ignore)).await.expect("label bookthief");
+    let before = versions(&client, "bookstore").await;
     let valid = sample("bookstore.yaml");
     apply(&client, &valid).await;
     let (status, reason, _) = wait_condition(&client, "bookstore", "NamespacesReady", "namespace bookthief").await;
@@ -430,6 +431,8 @@ fn scrub(value: &mut serde_json::Value) {
             map.remove("caBundle");
             map.remove(mesh_provisioner::ingress::WEBHOOK_CERT_DIGEST_ANNOTATION);
             map.remove("clusterIP");
+            map.remove("nodePort");
+            map.remove("healthCheckNodePort");
             map.remove("clusterIPs");
             map.remove("uid");
             map.values_mut().for_each(scrub);
@@ -447,8 +450,12 @@ async fn interrupted_applies_and_teardowns_converge_to_the_same_end_state() {
     let settings = test_settings(Duration::from_secs(300));
     let mi = sample("bookstore.yaml");
 
-    // The reference: one uninterrupted run.
+    // The reference: one uninterrupted run, after a first one that leaves the (kept) namespaces
+    // existing, as every later run finds them.
     let operator = OperatorHandle::start(client.clone(), settings.clone()).await;
+    apply(&client, &mi).await;
+    wait_ready(&client, "bookstore").await;
+    delete_and_wait_gone(&client, "bookstore").await;
     let started = std::time::Instant::now();
     apply(&client, &mi).await;
     wait_ready(&client, "bookstore").await;

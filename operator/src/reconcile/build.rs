@@ -7,7 +7,7 @@ use kube::api::ObjectMeta;
 use mesh_crds::{MeshInstallationSpec, MeshProvider, NamespaceSpec, TrafficMode};
 use mesh_provisioner::desired::{Component, Desired};
 use mesh_provisioner::topology::{self, AppInputs, CREATED_BY, ObservedNamespace};
-use mesh_provisioner::{ingress, osm};
+use mesh_provisioner::{ingress, osm, translate};
 
 /// Errors while building.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +48,8 @@ pub struct Built {
     pub objects: Vec<Desired>,
     /// Findings to surface in status.
     pub notifications: Vec<mesh_crds::Notification>,
+    /// Translation sources with an ERROR: their previous output is kept, not pruned.
+    pub blocked_sources: std::collections::BTreeSet<String>,
 }
 
 /// The namespaces that get enrolled: the spec's, plus the ingress controller's (monitored, not injected) on OSM.
@@ -141,8 +143,55 @@ pub fn build(installation: &str, spec: &MeshInstallationSpec, inputs: &BuildInpu
         }
     }
 
-    if spec.traffic.mode == TrafficMode::Smi {
-        built.objects.extend(topology::smi_policies(installation, spec)?);
+    match spec.traffic.mode {
+        TrafficMode::Smi => built.objects.extend(topology::smi_policies(installation, spec)?),
+        TrafficMode::GatewayApi => {
+            let translation = translate_traffic(installation, spec, &built.objects)?;
+            built.notifications.extend(translation.notifications.iter().cloned());
+            built.blocked_sources = translation.blocked_sources();
+            for route in &translation.http_routes {
+                built.objects.push(Desired::new(Component::Traffic, installation, route)?);
+            }
+            for policy in &translation.authorization_policies {
+                built.objects.push(Desired::new(Component::Traffic, installation, policy)?);
+            }
+        }
     }
     Ok(built)
+}
+
+fn typed<K: serde::de::DeserializeOwned>(desired: &Desired) -> Result<K, BuildError> {
+    serde_json::to_value(&desired.object).and_then(serde_json::from_value).map_err(|source| {
+        BuildError::Desired(mesh_provisioner::desired::DesiredError::Serialize {
+            kind: desired.resource.kind.clone(),
+            name: desired.name().to_string(),
+            source,
+        })
+    })
+}
+
+/// GatewayAPI mode: the spec's SMI policies, rendered as OSM would serve them, translated into
+/// GAMMA HTTPRoutes and Istio AuthorizationPolicies against the apps' own Services and workloads.
+fn translate_traffic(
+    installation: &str,
+    spec: &MeshInstallationSpec,
+    rendered: &[Desired],
+) -> Result<translate::Translation, BuildError> {
+    let mut input = translate::TranslationInput::default();
+    for desired in topology::smi_policies(installation, spec)?
+        .iter()
+        .chain(rendered.iter().filter(|d| d.component == Component::Apps))
+    {
+        match desired.resource.kind.as_str() {
+            "TrafficTarget" => input.traffic_targets.push(typed(desired)?),
+            "HTTPRouteGroup" => input.http_route_groups.push(typed(desired)?),
+            "TCPRoute" => input.tcp_routes.push(typed(desired)?),
+            "TrafficSplit" => input.traffic_splits.push(typed(desired)?),
+            "Service" => input.services.push(typed(desired)?),
+            "Deployment" => input.deployments.push(typed(desired)?),
+            "StatefulSet" => input.stateful_sets.push(typed(desired)?),
+            _ => {}
+        }
+    }
+    Ok(translate::translate(&input, translate::Target::Istio))
 }

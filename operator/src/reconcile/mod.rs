@@ -185,6 +185,8 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
 
     // The CA Secret is not re-rendered (it is never replaced) but must not be pruned either.
     built.objects.extend(ca_bundle);
+    // A translation ERROR blocks that source's switch-over: what it produced before stays.
+    built.objects.extend(kept_translations(applier, &name, &built.blocked_sources));
     prune(applier, &built.objects, &mut progress).await?;
     status::observe_readiness(ctx, mi, &built.objects, &mut progress);
 
@@ -201,6 +203,33 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
         // An Azure operation or back-off (Retry-After) may ask for a longer wait.
         Action::requeue(ctx.settings.progress_interval.max(azure.requeue.unwrap_or_default()))
     })
+}
+
+/// Markers for the live outputs of translation sources that failed this time, so pruning keeps them.
+fn kept_translations(
+    applier: &Applier,
+    installation: &str,
+    blocked: &std::collections::BTreeSet<String>,
+) -> Vec<Desired> {
+    if blocked.is_empty() {
+        return Vec::new();
+    }
+    let mut kept = Vec::new();
+    for kind in kinds::kinds_of(Component::Traffic) {
+        for live in applier.cache().owned(&kind.resource, installation, Some(Component::Traffic.as_str())) {
+            let source = live.annotations().get(mesh_provisioner::translate::SOURCE_ANNOTATION);
+            if source.is_some_and(|s| blocked.contains(s)) {
+                kept.push(Desired {
+                    component: Component::Traffic,
+                    resource: kind.resource.clone(),
+                    namespaced: kind.namespaced,
+                    object: (*live).clone(),
+                    existing: mesh_provisioner::desired::ExistingPolicy::Conflict,
+                });
+            }
+        }
+    }
+    kept
 }
 
 /// Deletes what was applied before but is no longer desired, kind by kind. A component whose apply

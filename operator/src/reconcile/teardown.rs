@@ -155,6 +155,7 @@ async fn run_step(step: Step, mi: &MeshInstallation, ctx: &Context, applier: &Ap
             }
             let done = delete_component(applier, Component::Mesh).await?;
             if !done {
+                release_stuck_crds(ctx, &name).await?;
                 return Ok(false);
             }
             super::azure::teardown_leftovers(mi, ctx).await?;
@@ -168,6 +169,43 @@ async fn run_step(step: Step, mi: &MeshInstallation, ctx: &Context, applier: &Ap
             }
         }
     }
+}
+
+/// How long a deleted CRD of ours may stay Terminating before we look at why.
+const CRD_STUCK_AFTER: i64 = 10;
+
+/// The API server can leave a CRD deleted during a storage re-initialisation Terminating for good
+/// ("storage is (re)initializing" from its finalizer). When such a CRD of ours has no instances
+/// left, the cleanup finalizer has nothing to do: remove it so teardown can finish.
+async fn release_stuck_crds(ctx: &Context, installation: &str) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
+    let selector = labels::installation_selector(installation);
+    let listed = crds.list(&ListParams::default().labels(&selector)).await.map_err(Error::kube("listing our CRDs"))?;
+    let now = jiff::Timestamp::now();
+    for crd in listed.items {
+        let Some(deleted) = crd.metadata.deletion_timestamp.as_ref() else { continue };
+        if now.duration_since(deleted.0).as_secs() < CRD_STUCK_AFTER {
+            continue;
+        }
+        let Some(version) = crd.spec.versions.iter().find(|v| v.served).map(|v| v.name.clone()) else { continue };
+        let gvk = kube::api::GroupVersionKind::gvk(&crd.spec.group, &version, &crd.spec.names.kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural);
+        let instances: Api<kube::api::DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
+        let remaining = match instances.list(&ListParams::default().limit(1)).await {
+            Ok(list) => list.items.len(),
+            Err(kube::Error::Api(status)) if status.code == 404 => 0,
+            Err(_) => continue,
+        };
+        if remaining == 0 {
+            tracing::warn!(crd = %crd.name_any(), "CRD stuck Terminating with no instances; removing its cleanup finalizer");
+            let patch = json!({"metadata": {"finalizers": null}});
+            crds.patch(&crd.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(Error::kube(format!("releasing CRD {}", crd.name_any())))?;
+        }
+    }
+    Ok(())
 }
 
 /// Namespaces carrying our installation and component labels (listed from the API, not the cache).

@@ -231,6 +231,10 @@ impl Applier {
             Err(source) => return Err(api_error("listing", format!("{} with {selector}", resource.kind))(source)),
         };
         let remaining = listed.len();
+        if remaining > 0 {
+            let names: Vec<String> = listed.iter().map(|o| o.metadata.name.clone().unwrap_or_default()).collect();
+            tracing::info!(kind = %resource.kind, "teardown: waiting for {} to go: {names:?}", remaining);
+        }
         for object in listed.iter().filter(|o| o.metadata.deletion_timestamp.is_none()) {
             let name = object.metadata.name.clone().unwrap_or_default();
             self.delete(resource, object.metadata.namespace.as_deref(), &name).await?;
