@@ -6,7 +6,7 @@ BIN_DIR ?= $(HOME)/.cache/mesh-operator/bin
 
 ## demo: run the bookstore demo on the local control plane (apply, converge, edit the split, tear down).
 demo: cluster
-	cargo run --locked --release -p mesh-e2e --bin demo
+	cargo run --locked -p mesh-e2e --bin demo
 
 ## test: every test — unit, then end-to-end on the local control plane (E2E_PROVIDER=kind|kubeconfig for others).
 test: cluster
