@@ -53,6 +53,29 @@ struct Counts {
     writes: AtomicU64,
     reads: AtomicU64,
     watches: AtomicU64,
+    /// Reads by path with object names left out (`GET /api/v1/namespaces/*/secrets/*`).
+    read_paths: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
+/// A request path with namespace and object names replaced by `*`.
+fn path_shape(path: &str) -> String {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let prefix = match parts.first() {
+        Some(&"api") => 2,
+        Some(&"apis") => 3,
+        _ => return path.to_string(),
+    };
+    let mut out: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+    let mut i = prefix;
+    if out.get(i).map(String::as_str) == Some("namespaces") && out.len() > i + 2 {
+        out[i + 1] = "*".into();
+        i += 2;
+    }
+    // resource, then its object's name (then a subresource).
+    if out.len() > i + 1 {
+        out[i + 1] = "*".into();
+    }
+    format!("/{}", out.join("/"))
 }
 
 impl Counts {
@@ -97,6 +120,12 @@ where
             _ => &self.counts.writes,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if !watch
+            && *request.method() == http::Method::GET
+            && let Ok(mut paths) = self.counts.read_paths.lock()
+        {
+            *paths.entry(path_shape(request.uri().path())).or_insert(0) += 1;
+        }
         Box::pin(self.inner.call(request))
     }
 }
@@ -277,6 +306,16 @@ async fn clean(client: &Client, installation: &str) -> anyhow::Result<()> {
     for name in mesh_crds::generate::osm_crd_names() {
         let _ = crds.delete(&name, &DeleteParams::default()).await;
     }
+    // A CRD being deleted still answers GET; re-creating it before it is gone would fail later.
+    let started = Instant::now();
+    for name in mesh_crds::generate::osm_crd_names() {
+        while crds.get_opt(&name).await?.is_some() {
+            if started.elapsed() > TIMEOUT {
+                return Err(anyhow!("CRD {name} was not deleted in {TIMEOUT:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     wait_namespaces_gone(client, &namespaces).await
 }
 
@@ -388,6 +427,9 @@ async fn steady(client: &Client, operator: &OperatorHandle, counts: &Counts) -> 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let reconciles_before = operator.metrics.reconciles("success");
     let (w0, r0, watch0) = counts.snapshot();
+    if let Ok(mut paths) = counts.read_paths.lock() {
+        paths.clear();
+    }
     let before = mesh_e2e::apiserver_metrics::request_totals(client).await;
     let window = RESYNC * 5 + Duration::from_millis(500);
     tokio::time::sleep(window).await;
@@ -403,6 +445,11 @@ async fn steady(client: &Client, operator: &OperatorHandle, counts: &Counts) -> 
     line("write requests to its resources seen by the API server (all clients)", server_writes);
     line("reads not served by its watch caches (GET/LIST)", r1 - r0);
     line("new watch requests", watch1 - watch0);
+    if let Ok(paths) = counts.read_paths.lock() {
+        for (path, n) in paths.iter() {
+            line("  read", format!("{n} x GET {path}"));
+        }
+    }
     Ok(())
 }
 
@@ -499,6 +546,33 @@ fn scale_policies(shape: &Scale, weight: i64) -> (Vec<Value>, Vec<Value>) {
     (access, splits)
 }
 
+/// The Istio CRDs the AKS Istio add-on brings (AuthorizationPolicy): the local control plane has
+/// Gateway API but no Istio, so the bench installs them as the add-on would.
+async fn install_istio_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in mesh_crds::generate::istio_crds() {
+        let name = crd.name_any();
+        api.patch(&name, &PatchParams::apply("bench").force(), &Patch::Apply(&crd)).await?;
+        let started = Instant::now();
+        loop {
+            let established = api
+                .get_opt(&name)
+                .await?
+                .and_then(|c| c.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+            if established {
+                break;
+            }
+            if started.elapsed() > TIMEOUT {
+                return Err(anyhow!("CRD {name} not Established"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
 async fn scale_operator(client: &Client, emulator: &ArmEmulator) -> anyhow::Result<()> {
     println!(
         "\n## scale: 200 apps, 64 access policies and 16 splits in GatewayAPI mode (AKS Istio add-on, ARM emulator)"
@@ -519,7 +593,13 @@ async fn scale_operator(client: &Client, emulator: &ArmEmulator) -> anyhow::Resu
     line("re-converge after one weight change (50/50 -> 0/100)", secs(reconverged));
     let api: Api<MeshInstallation> = Api::all(client.clone());
     let now = api.get("scale").await?;
-    line("Ready", if conditions_true(&now, &["Ready"]) { "True".to_string() } else { conditions_text(&now) });
+    let traffic_ready = now.status.iter().flat_map(|s| s.conditions.iter()).find(|c| c.type_ == "TrafficReady");
+    line(
+        "TrafficReady",
+        traffic_ready
+            .map(|c| format!("{:?} {}: {}", c.status, c.reason, c.message.lines().next().unwrap_or_default()))
+            .unwrap_or_default(),
+    );
     let mut traffic = 0;
     for kind in mesh_operator::kinds::kinds_of(Component::Traffic) {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
@@ -689,7 +769,8 @@ async fn scale_translation(client: &Client) -> anyhow::Result<()> {
     let started = Instant::now();
     let changed = translate(&changed_input, Target::Istio);
     let changed_objects = changed.objects().map_err(|e| anyhow!("{e}"))?;
-    let diff: Vec<Value> = changed_objects.iter().filter(|o| !objects.contains(o)).cloned().collect();
+    let before: std::collections::HashSet<String> = objects.iter().map(Value::to_string).collect();
+    let diff: Vec<Value> = changed_objects.iter().filter(|o| !before.contains(&o.to_string())).cloned().collect();
     let retranslated_in = started.elapsed();
     let started = Instant::now();
     let (reapplied, reerrors) = apply_values(client, &diff).await?;
@@ -740,6 +821,10 @@ async fn footprint_extra(client: &Client, emulator: &ArmEmulator) -> anyhow::Res
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The operator's logs go to stderr, errors only unless RUST_LOG says otherwise; stdout is the report.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let all = ["convergence", "steady", "footprint", "scale"];
     let chosen: Vec<&str> = if args.is_empty() {
@@ -789,6 +874,7 @@ async fn main() -> anyhow::Result<()> {
         let emulator = ArmEmulator::start(Some(client.clone())).await;
         emulator.add_cluster(SUB, "bench-rg", "bench-scale", "eastus", "1.30.4");
         put_secret(&client).await?;
+        install_istio_crds(&client).await?;
         scale_operator(&client, &emulator).await?;
         if chosen.contains(&"footprint") {
             println!("\n## footprint with 1,000 extra enrolled namespaces and 200 apps (5 installations)");
