@@ -267,6 +267,24 @@ async fn a_steady_installation_makes_zero_writes_over_three_resyncs() {
     let operator = OperatorHandle::start(client.clone(), test_settings(resync)).await;
     apply(&client, &sample("bookstore.yaml")).await;
     wait_ready(&client, "bookstore").await;
+    // `osm metrics enable` also annotates pods that already run a sidecar.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "bookstore");
+    let meshed: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "meshed", "labels": {"osm-proxy-uuid": "0b5c7f3e"}},
+        "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}
+    }))
+    .expect("pod");
+    pods.create(&Default::default(), &meshed).await.expect("create a meshed pod");
+    wait::until("the meshed pod to get the Prometheus scrape annotations", CONVERGE, || async {
+        let pod = pods.get("meshed").await.map_err(|e| e.to_string())?;
+        let port = label(&pod.metadata.annotations, "prometheus.io/port").map(str::to_string);
+        let path = label(&pod.metadata.annotations, "prometheus.io/path").map(str::to_string);
+        match (label(&pod.metadata.annotations, "prometheus.io/scrape"), port.as_deref(), path.as_deref()) {
+            (Some("true"), Some("15010"), Some("/stats/prometheus")) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     // Let the last status write and the caches settle, then count.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let reconciles_before = operator.metrics.reconciles("success");
@@ -277,6 +295,7 @@ async fn a_steady_installation_makes_zero_writes_over_three_resyncs() {
     let writes = mesh_e2e::apiserver_metrics::writes_between(&before, &after, OUR_RESOURCES);
     assert!(reconciles >= 3, "the installation was reconciled {reconciles} times in three resync periods");
     assert!(writes.is_empty(), "a steady installation wrote: {writes:?}");
+    pods.delete("meshed", &DeleteParams::default()).await.expect("delete pod");
     delete_and_wait_gone(&client, "bookstore").await;
     operator.stop().await;
 }

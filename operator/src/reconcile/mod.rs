@@ -181,6 +181,10 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
         let objects: Vec<&Desired> = built.objects.iter().filter(|d| d.component == component).collect();
         let (written, errors) = apply_all(applier, &objects).await;
         progress.record(component, written, &errors);
+        if component == Component::Namespaces && errors.is_empty() && spec.mesh.is_osm() {
+            let annotated = annotate_meshed_pods(ctx, spec).await?;
+            progress.record(component, annotated, &[]);
+        }
     }
 
     // The CA Secret is not re-rendered (it is never replaced) but must not be pruned either.
@@ -203,6 +207,37 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
         // An Azure operation or back-off (Retry-After) may ask for a longer wait.
         Action::requeue(ctx.settings.progress_interval.max(azure.requeue.unwrap_or_default()))
     })
+}
+
+/// Prometheus scrape annotations `osm metrics enable` puts on pods that already run a sidecar
+/// (new pods get them from the injector, which reads the namespace annotation).
+const SCRAPE_ANNOTATIONS: [(&str, &str); 3] =
+    [("prometheus.io/scrape", "true"), ("prometheus.io/port", "15010"), ("prometheus.io/path", "/stats/prometheus")];
+
+/// Annotates the existing meshed pods (label `osm-proxy-uuid`) of namespaces with metrics on, as
+/// `osm metrics enable` does; pods that have the annotations already are not touched. Returns the
+/// number of pods patched.
+async fn annotate_meshed_pods(ctx: &Context, spec: &mesh_crds::MeshInstallationSpec) -> Result<usize> {
+    let mut patched = 0;
+    let body = serde_json::json!({"metadata": {"annotations": SCRAPE_ANNOTATIONS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>()}});
+    for ns in spec.namespaces.iter().filter(|n| n.metrics) {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), &ns.name);
+        let listed = pods
+            .list_metadata(&kube::api::ListParams::default().labels("osm-proxy-uuid").match_any())
+            .await
+            .map_err(Error::kube(format!("listing meshed pods in {}", ns.name)))?;
+        for pod in listed.items {
+            let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+            if SCRAPE_ANNOTATIONS.iter().all(|(k, v)| annotations.get(*k).is_some_and(|have| have == v)) {
+                continue;
+            }
+            pods.patch_metadata(&pod.name_any(), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&body))
+                .await
+                .map_err(Error::kube(format!("annotating pod {}/{}", ns.name, pod.name_any())))?;
+            patched += 1;
+        }
+    }
+    Ok(patched)
 }
 
 /// Markers for the live outputs of translation sources that failed this time, so pruning keeps them.
