@@ -24,7 +24,7 @@ async fn watch_until_ready(api: &Api<MeshInstallation>, name: &str, timeout: Dur
     loop {
         let mi = api.get(name).await?;
         let line = conditions_line(&mi);
-        if line != last {
+        if line != last && !line.is_empty() {
             println!("  [{:>5.1}s] {line}", started.elapsed().as_secs_f64());
             last = line;
         }
@@ -43,6 +43,10 @@ async fn watch_until_ready(api: &Api<MeshInstallation>, name: &str, timeout: Dur
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Only warnings from the operator: the demo prints its own progress (RUST_LOG overrides).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=error"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     println!(
         "== Starting a local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes)"
     );
