@@ -359,9 +359,11 @@ pub async fn ingress_webhook_tls(
     else {
         return Ok(None);
     };
-    Ok(ingress::certs::WebhookTls::from_secret_data(&secret.data.unwrap_or_default())
-        .ok()
-        .filter(|tls| !tls.needs_renewal()))
+    Ok(ingress::certs::WebhookTls::from_secret_data(&secret.data.unwrap_or_default()).ok().filter(|tls| {
+        // A certificate for another Service name (the namespace changed) is replaced, not reused.
+        tls.covers(&ingress::admission_service_name(ingress_spec), &controller.namespace).unwrap_or(false)
+            && !tls.needs_renewal()
+    }))
 }
 
 /// Edge certificates for rules with `tls.generate`: the stored one while it is valid, else a new one.
