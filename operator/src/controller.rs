@@ -207,10 +207,14 @@ pub async fn run(
     let (leader, leadership_known) = elect(&client, election).await?;
     let arm_observer = metrics.arm_observer();
     let ctx = Arc::new(Context::new(client.clone(), cache.clone(), settings, leader.clone(), metrics.clone()));
+    let client_for_smi = client.clone();
     let api: Api<DeserializeGuard<MeshInstallation>> = Api::all(client);
-    let triggers = changes.map(|name| ObjectRef::<DeserializeGuard<MeshInstallation>>::new(&name));
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
+    let triggers = futures::stream::select(
+        changes.map(|name| ObjectRef::<DeserializeGuard<MeshInstallation>>::new(&name)).boxed(),
+        smi_changes(&client_for_smi, store.clone()).boxed(),
+    );
     metrics_source(&metrics, store.clone(), cache.clone(), leader);
     if let Some(ready) = ready {
         report_readiness(ready, store.clone(), cache, leadership_known);
@@ -232,6 +236,42 @@ pub async fn run(
         })
         .await;
     Ok(())
+}
+
+/// Installations with `traffic.translateExisting` are reconciled whenever an SMI object changes
+/// anywhere, so their translation follows the SMI objects.
+fn smi_changes(
+    client: &Client,
+    installations: kube::runtime::reflector::Store<DeserializeGuard<MeshInstallation>>,
+) -> impl futures::Stream<Item = ObjectRef<DeserializeGuard<MeshInstallation>>> + Send + 'static {
+    use kube::runtime::WatchStreamExt;
+    use mesh_crds::smi::{HTTPRouteGroup, TCPRoute, TrafficSplit, TrafficTarget};
+    fn touched<K>(client: &Client) -> futures::stream::BoxStream<'static, ()>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .touched_objects()
+            .filter_map(|event| async move { event.ok().map(|_| ()) })
+            .boxed()
+    }
+    let events = futures::stream::select_all([
+        touched::<TrafficTarget>(client),
+        touched::<HTTPRouteGroup>(client),
+        touched::<TCPRoute>(client),
+        touched::<TrafficSplit>(client),
+    ]);
+    events.flat_map(move |()| {
+        let refs: Vec<ObjectRef<DeserializeGuard<MeshInstallation>>> = installations
+            .state()
+            .iter()
+            .filter_map(|guard| guard.0.as_ref().ok())
+            .filter(|mi| mi.spec.traffic.translate_existing)
+            .map(|mi| ObjectRef::new(&mi.name_any()))
+            .collect();
+        futures::stream::iter(refs)
+    })
 }
 
 /// Reconciles a well-formed object; a malformed one is reported and left until it changes.

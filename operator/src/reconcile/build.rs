@@ -37,6 +37,8 @@ pub struct BuildInputs {
     pub istio_revision: Option<String>,
     /// The ingress webhook's TLS material, reused from its Secret when present.
     pub webhook_tls: Option<ingress::certs::WebhookTls>,
+    /// SMI objects already in the cluster, translated too with `traffic.translateExisting`.
+    pub existing_smi: translate::TranslationInput,
     /// Edge certificates for rules with `tls.generate`, by (namespace, Secret name).
     pub edge_certs: BTreeMap<(String, String), ingress::certs::EdgeCert>,
 }
@@ -161,7 +163,7 @@ pub fn build(installation: &str, spec: &MeshInstallationSpec, inputs: &BuildInpu
     match spec.traffic.mode {
         TrafficMode::Smi => built.objects.extend(topology::smi_policies(installation, spec)?),
         TrafficMode::GatewayApi => {
-            let translation = translate_traffic(installation, spec, &built.objects)?;
+            let translation = translate_traffic(installation, spec, &built.objects, &inputs.existing_smi)?;
             built.notifications.extend(translation.notifications.iter().cloned());
             built.blocked_sources = translation.blocked_sources();
             for route in &translation.http_routes {
@@ -185,14 +187,22 @@ fn typed<K: serde::de::DeserializeOwned>(desired: &Desired) -> Result<K, BuildEr
     })
 }
 
-/// GatewayAPI mode: the spec's SMI policies, rendered as OSM would serve them, translated into
+/// GatewayAPI mode: the spec's SMI policies, rendered as OSM would serve them (plus, with
+/// `translateExisting`, the SMI objects found in enrolled namespaces), translated into
 /// GAMMA HTTPRoutes and Istio AuthorizationPolicies against the apps' own Services and workloads.
 fn translate_traffic(
     installation: &str,
     spec: &MeshInstallationSpec,
     rendered: &[Desired],
+    existing: &translate::TranslationInput,
 ) -> Result<translate::Translation, BuildError> {
-    let mut input = translate::TranslationInput::default();
+    let mut input = translate::TranslationInput {
+        traffic_targets: existing.traffic_targets.clone(),
+        http_route_groups: existing.http_route_groups.clone(),
+        tcp_routes: existing.tcp_routes.clone(),
+        traffic_splits: existing.traffic_splits.clone(),
+        ..Default::default()
+    };
     for desired in topology::smi_policies(installation, spec)?
         .iter()
         .chain(rendered.iter().filter(|d| d.component == Component::Apps))

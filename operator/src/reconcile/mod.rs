@@ -96,6 +96,19 @@ async fn publish(ctx: &Context, mi: &MeshInstallation, type_: EventType, reason:
     }
 }
 
+/// Translation findings become Events too, once: only those not already in the stored status.
+async fn publish_new_notifications(ctx: &Context, mi: &MeshInstallation, notifications: &[mesh_crds::Notification]) {
+    let known = mi.status.as_ref().map(|s| s.notifications.clone()).unwrap_or_default();
+    for note in notifications.iter().filter(|n| !known.contains(n)).take(20) {
+        let (type_, reason) = match note.level {
+            mesh_crds::NotificationLevel::Error => (EventType::Warning, "TranslationError"),
+            mesh_crds::NotificationLevel::Warning => (EventType::Warning, "TranslationWarning"),
+            mesh_crds::NotificationLevel::Info => (EventType::Normal, "TranslationInfo"),
+        };
+        publish(ctx, mi, type_, reason, "Translate", format!("{}: {}", note.object, note.message)).await;
+    }
+}
+
 /// Applies one component's objects; returns the number written, or the errors.
 async fn apply_all(applier: &Applier, objects: &[&Desired]) -> (usize, Vec<ApplyError>) {
     let mut written = 0;
@@ -136,6 +149,7 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
         ..Default::default()
     };
     inputs.webhook_tls = status::ingress_webhook_tls(ctx, spec).await?;
+    inputs.existing_smi = observe::existing_smi(ctx, &name, spec).await?;
     inputs.edge_certs = status::edge_certificates(ctx, spec).await?;
     let mut built = build::build(&name, spec, &inputs)?;
 
@@ -200,6 +214,7 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
     for error in progress.errors() {
         publish(ctx, mi, EventType::Warning, "ApplyFailed", "Apply", error).await;
     }
+    publish_new_notifications(ctx, mi, &progress.notifications).await;
     status::update(ctx, mi, &progress).await?;
     Ok(if progress.ready() {
         Action::requeue(ctx.settings.resync)

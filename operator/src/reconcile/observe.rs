@@ -120,3 +120,55 @@ pub fn workload_ready(ctx: &Context, kind: &str, namespace: &str, name: &str) ->
     }
     (true, String::new())
 }
+
+/// With `traffic.translateExisting`: the SMI objects already in the enrolled namespaces (not ours),
+/// read from the API server's watch cache. A kind whose CRD is not installed has none.
+pub async fn existing_smi(
+    ctx: &Context,
+    installation: &str,
+    spec: &MeshInstallationSpec,
+) -> Result<mesh_provisioner::translate::TranslationInput> {
+    use mesh_crds::smi::{HTTPRouteGroup, TCPRoute, TrafficSplit, TrafficTarget};
+    let mut input = mesh_provisioner::translate::TranslationInput::default();
+    if !spec.traffic.translate_existing || spec.traffic.mode != mesh_crds::TrafficMode::GatewayApi {
+        return Ok(input);
+    }
+    let namespaces: std::collections::BTreeSet<String> =
+        enrolled_namespaces(spec).into_iter().map(|n| n.name).collect();
+    async fn list<K>(
+        ctx: &Context,
+        installation: &str,
+        namespaces: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<K>>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::all(ctx.client.clone());
+        let kind = kube::api::ApiResource::erase::<K>(&()).kind;
+        match api.list(&ListParams::default().match_any()).await {
+            Ok(list) => Ok(list
+                .items
+                .into_iter()
+                .filter(|o| o.meta().namespace.as_ref().is_some_and(|ns| namespaces.contains(ns)))
+                .filter(|o| {
+                    o.meta()
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(mesh_provisioner::labels::INSTALLATION))
+                        .map(String::as_str)
+                        != Some(installation)
+                })
+                .collect()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+            Err(error) => Err(Error::kube(format!("listing existing {kind}s"))(error)),
+        }
+    }
+    input.traffic_targets = list::<TrafficTarget>(ctx, installation, &namespaces).await?;
+    input.http_route_groups = list::<HTTPRouteGroup>(ctx, installation, &namespaces).await?;
+    input.tcp_routes = list::<TCPRoute>(ctx, installation, &namespaces).await?;
+    input.traffic_splits = list::<TrafficSplit>(ctx, installation, &namespaces).await?;
+    Ok(input)
+}

@@ -1,0 +1,130 @@
+//! Live translation with `traffic.translateExisting`: SMI objects someone else put in an enrolled
+//! namespace are translated into GAMMA HTTPRoutes, follow their edits, and their output goes away
+//! with them.
+
+use std::time::Duration;
+
+use gateway_api::apis::standard::httproutes::HttpRoute;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use mesh_crds::{MeshInstallation, smi};
+use mesh_e2e::operator::{OperatorHandle, test_settings};
+use mesh_e2e::{TestCluster, wait};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+const SPEC: &str = r#"
+apiVersion: meshoperator.dev/v1alpha1
+kind: MeshInstallation
+metadata: { name: translate-live }
+spec:
+  mesh: { provider: SelfHosted, name: osm }
+  namespaces: [ { name: tl-shop } ]
+  apps:
+    - name: web
+      namespace: tl-shop
+      image: example.invalid/web:1
+      version: v1
+      port: 8080
+      service: { versionServices: [ { name: web-v1 } ] }
+    - name: web-v2
+      namespace: tl-shop
+      appLabel: web
+      image: example.invalid/web:2
+      version: v2
+      port: 8080
+      service: { skipMain: true, versionServices: [ { name: web-v2 } ] }
+  traffic: { mode: GatewayAPI, translateExisting: true }
+"#;
+
+fn split(v1: i64, v2: i64) -> smi::TrafficSplit {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",
+        "metadata": {"name": "web-split", "namespace": "tl-shop"},
+        "spec": {"service": "web.tl-shop", "backends": [{"service": "web-v1", "weight": v1}, {"service": "web-v2", "weight": v2}]}
+    }))
+    .expect("split")
+}
+
+async fn route_weights(routes: &Api<HttpRoute>) -> Result<Vec<(String, i32)>, String> {
+    let route = routes.get_opt("web-split").await.map_err(|e| e.to_string())?.ok_or("no HTTPRoute web-split yet")?;
+    let rules = route.spec.rules.unwrap_or_default();
+    let last = rules.last().ok_or("no rules")?;
+    Ok(last.backend_refs.clone().unwrap_or_default().into_iter().map(|b| (b.name, b.weight.unwrap_or(1))).collect())
+}
+
+#[tokio::test]
+async fn existing_smi_objects_are_translated_and_followed() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let client: Client = cluster.client().await;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    for crd in mesh_crds::generate::istio_crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(&name, &PatchParams::apply("e2e").force(), &Patch::Apply(&crd))
+            .await
+            .expect("AuthorizationPolicy CRD");
+    }
+    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let mi = MeshInstallation::from_yaml(SPEC).expect("spec");
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    api.patch("translate-live", &PatchParams::apply("e2e").force(), &Patch::Apply(&mi)).await.expect("apply");
+
+    // The OSM CRDs come with the self-hosted mesh; then someone adds a TrafficSplit of their own.
+    let splits: Api<smi::TrafficSplit> = Api::namespaced(client.clone(), "tl-shop");
+    wait::until("the SMI CRDs and namespace to exist", TIMEOUT, || async {
+        splits.list(&Default::default()).await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await;
+    splits.create(&Default::default(), &split(50, 50)).await.expect("create a foreign TrafficSplit");
+    let routes: Api<HttpRoute> = Api::namespaced(client.clone(), "tl-shop");
+    wait::until("the TrafficSplit to be translated 50/50", TIMEOUT, || async {
+        let weights = route_weights(&routes).await?;
+        if weights == vec![("web-v1".to_string(), 50), ("web-v2".to_string(), 50)] {
+            Ok(())
+        } else {
+            Err(format!("{weights:?}"))
+        }
+    })
+    .await;
+    let route = routes.get("web-split").await.expect("route");
+    assert_eq!(
+        route.annotations().get("meshoperator.dev/translated-from").map(String::as_str),
+        Some("TrafficSplit/tl-shop/web-split")
+    );
+
+    // Editing the SMI object moves the route with it, without touching the MeshInstallation.
+    splits
+        .patch("web-split", &PatchParams::apply("someone").force(), &Patch::Apply(&split(0, 100)))
+        .await
+        .expect("edit split");
+    wait::until("the translation to follow the edit to 0/100", TIMEOUT, || async {
+        let weights = route_weights(&routes).await?;
+        if weights == vec![("web-v1".to_string(), 0), ("web-v2".to_string(), 100)] {
+            Ok(())
+        } else {
+            Err(format!("{weights:?}"))
+        }
+    })
+    .await;
+
+    // Deleting it removes its translation.
+    splits.delete("web-split", &DeleteParams::default()).await.expect("delete split");
+    wait::until("the translated route to be pruned", TIMEOUT, || async {
+        match routes.get_opt("web-split").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("route still there".into()),
+        }
+    })
+    .await;
+
+    api.delete("translate-live", &DeleteParams::default()).await.expect("delete");
+    wait::until("translate-live to be gone", TIMEOUT, || async {
+        match api.get_opt("translate-live").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".into()),
+        }
+    })
+    .await;
+    operator.stop().await;
+}
