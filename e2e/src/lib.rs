@@ -9,6 +9,7 @@ pub mod arm_emulator;
 pub mod cluster;
 pub mod namespace;
 pub mod operator;
+pub mod scenario;
 pub mod wait;
 
 pub use cluster::TestCluster;

@@ -16,6 +16,7 @@ use kube::{Client, ResourceExt};
 use mesh_crds::{AzureCredential, ClientSecretRef, ConditionStatus, MeshInstallation, MeshProvider};
 use mesh_e2e::arm_emulator::{self, ArmEmulator, FaultKind};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
+use mesh_e2e::scenario::{apply, condition, delete_and_wait_gone, sample};
 use mesh_e2e::{TestCluster, wait};
 use mesh_provisioner::labels;
 use serde_json::json;
@@ -30,11 +31,6 @@ const CONVERGE: Duration = Duration::from_secs(180);
 
 /// Scenarios share cluster-scoped names (kube-system add-on objects, CRDs); one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn sample(name: &str) -> MeshInstallation {
-    let path = format!("{}/../samples/{name}", env!("CARGO_MANIFEST_DIR"));
-    MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("sample")).expect("sample parses")
-}
 
 /// Points an installation at the emulator, authenticating with a client secret from `secret`.
 fn at_emulator(mi: &mut MeshInstallation, emulator: &ArmEmulator, secret: &str) {
@@ -64,26 +60,6 @@ async fn put_secret(client: &Client, name: &str, value: &str) {
         ..Default::default()
     };
     secrets.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&secret)).await.expect("secret");
-}
-
-async fn apply(client: &Client, mi: &MeshInstallation) {
-    let api: Api<MeshInstallation> = Api::all(client.clone());
-    let mut mi = mi.clone();
-    mi.metadata.managed_fields = None;
-    mi.metadata.resource_version = None;
-    mi.status = None;
-    api.patch(&mi.name_any(), &PatchParams::apply("e2e").force(), &Patch::Apply(&mi))
-        .await
-        .expect("apply MeshInstallation");
-}
-
-fn condition(mi: &MeshInstallation, type_: &str) -> Option<(ConditionStatus, String, String)> {
-    mi.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status, c.reason.clone(), c.message.clone()))
 }
 
 fn conditions_text(mi: &MeshInstallation) -> String {
@@ -139,18 +115,6 @@ async fn wait_reason(client: &Client, name: &str, type_: &str, reason: &str) -> 
         }
     })
     .await
-}
-
-async fn delete_and_wait_gone(client: &Client, name: &str) {
-    let api: Api<MeshInstallation> = Api::all(client.clone());
-    let _ = api.delete(name, &DeleteParams::default()).await;
-    wait::until(&format!("MeshInstallation {name} to be gone"), CONVERGE, || async {
-        match api.get_opt(name).await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(mi) => Err(format!("still there, teardown step {:?}", mi.status.and_then(|s| s.teardown_step))),
-        }
-    })
-    .await;
 }
 
 /// Removes an installation without its teardown (for scenarios that end in a fatal error).

@@ -11,6 +11,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::{Client, ResourceExt};
 use mesh_crds::{ConditionStatus, MeshInstallation, smi};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
+use mesh_e2e::scenario::{apply, condition, delete_and_wait_gone, managed_objects, sample};
 use mesh_e2e::{TestCluster, wait};
 use mesh_provisioner::labels;
 
@@ -18,30 +19,6 @@ const CONVERGE: Duration = Duration::from_secs(120);
 
 /// Operator scenarios share cluster-scoped names; run them one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn sample(name: &str) -> MeshInstallation {
-    let path = format!("{}/../samples/{name}", env!("CARGO_MANIFEST_DIR"));
-    MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("sample")).expect("sample parses")
-}
-
-async fn apply(client: &Client, mi: &MeshInstallation) {
-    let api: Api<MeshInstallation> = Api::all(client.clone());
-    let mut mi = mi.clone();
-    mi.metadata.managed_fields = None;
-    mi.metadata.resource_version = None;
-    api.patch(&mi.name_any(), &PatchParams::apply("e2e").force(), &Patch::Apply(&mi))
-        .await
-        .expect("apply MeshInstallation");
-}
-
-fn condition(mi: &MeshInstallation, type_: &str) -> Option<(ConditionStatus, String, String)> {
-    mi.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status, c.reason.clone(), c.message.clone()))
-}
 
 async fn wait_ready(client: &Client, name: &str) -> MeshInstallation {
     let api: Api<MeshInstallation> = Api::all(client.clone());
@@ -57,33 +34,6 @@ async fn wait_ready(client: &Client, name: &str) -> MeshInstallation {
         }
     })
     .await
-}
-
-async fn delete_and_wait_gone(client: &Client, name: &str) {
-    let api: Api<MeshInstallation> = Api::all(client.clone());
-    let _ = api.delete(name, &DeleteParams::default()).await;
-    wait::until(&format!("MeshInstallation {name} to be gone"), CONVERGE, || async {
-        match api.get_opt(name).await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(mi) => Err(format!("still there, teardown step {:?}", mi.status.and_then(|s| s.teardown_step))),
-        }
-    })
-    .await;
-}
-
-/// Every object carrying our installation label, as `Kind/ns/name`.
-async fn managed_objects(client: &Client, installation: &str) -> Vec<String> {
-    let selector = labels::installation_selector(installation);
-    let mut found = Vec::new();
-    for kind in mesh_operator::kinds::all_managed_kinds() {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
-        if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
-            for o in list.items {
-                found.push(format!("{}/{}/{}", kind.resource.kind, o.namespace().unwrap_or_default(), o.name_any()));
-            }
-        }
-    }
-    found
 }
 
 fn label<'a>(map: &'a Option<BTreeMap<String, String>>, key: &str) -> Option<&'a str> {

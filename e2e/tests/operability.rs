@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use mesh_crds::{AzureCredential, ClientSecretRef, ConditionStatus, MeshInstallation, NotificationLevel};
 use mesh_e2e::arm_emulator::{self, ArmEmulator};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
+use mesh_e2e::scenario::{apply, delete_and_wait_gone, sample};
 use mesh_e2e::{TestCluster, wait};
 use mesh_operator::meshctl::{dashboard, namespaces, status};
 use mesh_operator::metrics::{Metrics, Sample, parse_samples};
@@ -34,38 +35,10 @@ const SECRET_NAMESPACE: &str = "mesh-operator-system";
 /// Operator scenarios share cluster-scoped names; run them one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn sample(name: &str) -> MeshInstallation {
-    let path = format!("{}/../samples/{name}", env!("CARGO_MANIFEST_DIR"));
-    MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("sample")).expect("sample parses")
-}
-
-async fn apply(client: &Client, mi: &MeshInstallation) {
-    let api: Api<MeshInstallation> = Api::all(client.clone());
-    let mut mi = mi.clone();
-    mi.metadata.managed_fields = None;
-    mi.metadata.resource_version = None;
-    mi.status = None;
-    api.patch(&mi.name_any(), &PatchParams::apply("e2e").force(), &Patch::Apply(&mi))
-        .await
-        .expect("apply MeshInstallation");
-}
-
 fn condition_true(mi: &MeshInstallation, type_: &str) -> bool {
     let status = mi.status.as_ref();
     status.and_then(|s| s.observed_generation) == mi.metadata.generation
         && status.is_some_and(|s| s.conditions.iter().any(|c| c.type_ == type_ && c.status == ConditionStatus::True))
-}
-
-async fn delete_and_wait_gone(client: &Client, name: &str) {
-    let api: Api<MeshInstallation> = Api::all(client.clone());
-    let _ = api.delete(name, &DeleteParams::default()).await;
-    wait::until(&format!("MeshInstallation {name} to be gone"), CONVERGE, || async {
-        match api.get_opt(name).await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(mi) => Err(format!("still there, teardown step {:?}", mi.status.and_then(|s| s.teardown_step))),
-        }
-    })
-    .await;
 }
 
 /// Serves `/metrics` of `metrics` on a free loopback port, as `mesh-operator run` does.

@@ -1,0 +1,70 @@
+//! Steps every MeshInstallation scenario uses: read a sample, apply it, read its conditions,
+//! delete it and wait for the teardown, list what it still owns.
+
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use mesh_crds::{ConditionStatus, MeshInstallation};
+use mesh_provisioner::labels;
+
+use crate::wait;
+
+/// How long a scenario waits for convergence or teardown.
+pub const CONVERGE: Duration = Duration::from_secs(180);
+
+/// A sample from `samples/`, parsed as the API server reads it.
+pub fn sample(name: &str) -> MeshInstallation {
+    let path = format!("{}/../samples/{name}", env!("CARGO_MANIFEST_DIR"));
+    MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("sample")).expect("sample parses")
+}
+
+/// Server-side applies an installation as a user would (`kubectl apply --server-side`).
+pub async fn apply(client: &Client, mi: &MeshInstallation) {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    let mut mi = mi.clone();
+    mi.metadata.managed_fields = None;
+    mi.metadata.resource_version = None;
+    mi.status = None;
+    api.patch(&mi.name_any(), &PatchParams::apply("e2e").force(), &Patch::Apply(&mi))
+        .await
+        .expect("apply MeshInstallation");
+}
+
+/// `(status, reason, message)` of a condition.
+pub fn condition(mi: &MeshInstallation, type_: &str) -> Option<(ConditionStatus, String, String)> {
+    mi.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status, c.reason.clone(), c.message.clone()))
+}
+
+/// Deletes an installation and waits until its teardown has finished.
+pub async fn delete_and_wait_gone(client: &Client, name: &str) {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    wait::until(&format!("MeshInstallation {name} to be gone"), CONVERGE, || async {
+        match api.get_opt(name).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(mi) => Err(format!("still there, teardown step {:?}", mi.status.and_then(|s| s.teardown_step))),
+        }
+    })
+    .await;
+}
+
+/// Every object carrying the installation's label, as `Kind/namespace/name`.
+pub async fn managed_objects(client: &Client, installation: &str) -> Vec<String> {
+    let selector = labels::installation_selector(installation);
+    let mut found = Vec::new();
+    for kind in mesh_operator::kinds::all_managed_kinds() {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
+        if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
+            for o in list.items {
+                found.push(format!("{}/{}/{}", kind.resource.kind, o.namespace().unwrap_or_default(), o.name_any()));
+            }
+        }
+    }
+    found
+}
