@@ -8,7 +8,11 @@ use kube::{Client, ResourceExt};
 use mesh_crds::{ConditionStatus, MeshInstallation};
 use mesh_provisioner::labels;
 
+use crate::arm_emulator::{self, ArmEmulator};
 use crate::wait;
+
+/// Namespace of the Secrets holding the emulator's client secret.
+pub const SECRET_NAMESPACE: &str = "mesh-operator-system";
 
 /// How long a scenario waits for convergence or teardown.
 pub const CONVERGE: Duration = Duration::from_secs(180);
@@ -67,4 +71,42 @@ pub async fn managed_objects(client: &Client, installation: &str) -> Vec<String>
         }
     }
     found
+}
+
+/// Points an installation at the ARM emulator, authenticating with the client secret in Secret
+/// `secret` (see [`put_secret`]).
+pub fn at_emulator(mi: &mut MeshInstallation, emulator: &ArmEmulator, secret: &str) {
+    use mesh_crds::{AzureCredential, ClientSecretRef};
+    let azure = mi.spec.azure.as_mut().expect("spec.azure");
+    azure.arm_endpoint = Some(emulator.endpoint().to_string());
+    azure.authority_host = Some(emulator.endpoint().to_string());
+    azure.credential = AzureCredential::ClientSecretRef(ClientSecretRef {
+        tenant_id: arm_emulator::TENANT_ID.into(),
+        client_id: arm_emulator::CLIENT_ID.into(),
+        secret_name: secret.into(),
+        secret_namespace: Some(SECRET_NAMESPACE.into()),
+        key: None,
+    });
+}
+
+/// Stores a client secret as the operator reads it (key `clientSecret` in [`SECRET_NAMESPACE`]).
+pub async fn put_secret(client: &Client, name: &str, value: &str) {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SECRET_NAMESPACE}});
+    namespaces
+        .patch(SECRET_NAMESPACE, &PatchParams::apply("e2e").force(), &Patch::Apply(&ns))
+        .await
+        .expect("namespace");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), SECRET_NAMESPACE);
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        data: Some(std::collections::BTreeMap::from([(
+            "clientSecret".to_string(),
+            ByteString(value.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    secrets.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&secret)).await.expect("secret");
 }

@@ -3,20 +3,19 @@
 //! client-secret credential against the emulator's token endpoint). Every scenario counts the
 //! emulator's requests. `live_azure_*` runs against real Azure when its environment is set.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use mesh_crds::{AzureCredential, ClientSecretRef, ConditionStatus, MeshInstallation, MeshProvider};
+use mesh_crds::{AzureCredential, ConditionStatus, MeshInstallation, MeshProvider};
 use mesh_e2e::arm_emulator::{self, ArmEmulator, FaultKind};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{apply, condition, delete_and_wait_gone, sample};
+use mesh_e2e::scenario::{apply, at_emulator, condition, delete_and_wait_gone, put_secret, sample};
 use mesh_e2e::{TestCluster, wait};
 use mesh_provisioner::labels;
 use serde_json::json;
@@ -26,41 +25,10 @@ const RG: &str = "aks-train-rg";
 const CLUSTER: &str = "aks-train-mesh-cluster";
 const ACR: &str = "srvmeshacr";
 const LOCATION: &str = "eastus";
-const SECRET_NAMESPACE: &str = "mesh-operator-system";
 const CONVERGE: Duration = Duration::from_secs(180);
 
 /// Scenarios share cluster-scoped names (kube-system add-on objects, CRDs); one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Points an installation at the emulator, authenticating with a client secret from `secret`.
-fn at_emulator(mi: &mut MeshInstallation, emulator: &ArmEmulator, secret: &str) {
-    let azure = mi.spec.azure.as_mut().expect("spec.azure");
-    azure.arm_endpoint = Some(emulator.endpoint().to_string());
-    azure.authority_host = Some(emulator.endpoint().to_string());
-    azure.credential = AzureCredential::ClientSecretRef(ClientSecretRef {
-        tenant_id: arm_emulator::TENANT_ID.into(),
-        client_id: arm_emulator::CLIENT_ID.into(),
-        secret_name: secret.into(),
-        secret_namespace: Some(SECRET_NAMESPACE.into()),
-        key: None,
-    });
-}
-
-async fn put_secret(client: &Client, name: &str, value: &str) {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SECRET_NAMESPACE}});
-    namespaces
-        .patch(SECRET_NAMESPACE, &PatchParams::apply("e2e").force(), &Patch::Apply(&ns))
-        .await
-        .expect("namespace");
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), SECRET_NAMESPACE);
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
-        data: Some(BTreeMap::from([("clientSecret".to_string(), ByteString(value.as_bytes().to_vec()))])),
-        ..Default::default()
-    };
-    secrets.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&secret)).await.expect("secret");
-}
 
 fn conditions_text(mi: &MeshInstallation) -> String {
     mi.status

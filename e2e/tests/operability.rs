@@ -3,7 +3,6 @@
 //! scenarios, and `meshctl status`, `status --wait`, `namespace list` and `dashboard` read the
 //! live installation as the operator left it.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -11,18 +10,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, ResourceExt};
-use mesh_crds::{AzureCredential, ClientSecretRef, ConditionStatus, MeshInstallation, NotificationLevel};
+use kube::ResourceExt;
+use kube::api::Api;
+use mesh_crds::{ConditionStatus, MeshInstallation, NotificationLevel};
 use mesh_e2e::arm_emulator::{self, ArmEmulator};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{apply, delete_and_wait_gone, sample};
+use mesh_e2e::scenario::{apply, at_emulator, delete_and_wait_gone, put_secret, sample};
 use mesh_e2e::{TestCluster, wait};
 use mesh_operator::meshctl::{dashboard, namespaces, status};
 use mesh_operator::metrics::{Metrics, Sample, parse_samples};
-use serde_json::json;
 use tokio::sync::watch;
 
 const CONVERGE: Duration = Duration::from_secs(180);
@@ -30,7 +26,6 @@ const SUB: &str = "00000000-0000-0000-0000-000000000000";
 const RG: &str = "aks-train-rg";
 const CLUSTER: &str = "aks-train-mesh-cluster";
 const LOCATION: &str = "eastus";
-const SECRET_NAMESPACE: &str = "mesh-operator-system";
 
 /// Operator scenarios share cluster-scoped names; run them one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -241,35 +236,6 @@ async fn metrics_and_meshctl_during_the_self_hosted_bookstore() {
     assert_eq!(value(&after, "meshoperator_installation_ready", &[("installation", "bookstore")]), None);
     server.abort();
     operator.stop().await;
-}
-
-fn at_emulator(mi: &mut MeshInstallation, emulator: &ArmEmulator, secret: &str) {
-    let azure = mi.spec.azure.as_mut().expect("spec.azure");
-    azure.arm_endpoint = Some(emulator.endpoint().to_string());
-    azure.authority_host = Some(emulator.endpoint().to_string());
-    azure.credential = AzureCredential::ClientSecretRef(ClientSecretRef {
-        tenant_id: arm_emulator::TENANT_ID.into(),
-        client_id: arm_emulator::CLIENT_ID.into(),
-        secret_name: secret.into(),
-        secret_namespace: Some(SECRET_NAMESPACE.into()),
-        key: None,
-    });
-}
-
-async fn put_secret(client: &Client, name: &str, value: &str) {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SECRET_NAMESPACE}});
-    namespaces
-        .patch(SECRET_NAMESPACE, &PatchParams::apply("e2e").force(), &Patch::Apply(&ns))
-        .await
-        .expect("namespace");
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), SECRET_NAMESPACE);
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
-        data: Some(BTreeMap::from([("clientSecret".to_string(), ByteString(value.as_bytes().to_vec()))])),
-        ..Default::default()
-    };
-    secrets.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&secret)).await.expect("secret");
 }
 
 #[tokio::test]

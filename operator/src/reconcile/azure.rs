@@ -905,32 +905,17 @@ fn template_annotation(template: Option<&k8s_openapi::api::core::v1::PodTemplate
     template?.metadata.as_ref()?.annotations.as_ref()?.get(MIGRATED_ANNOTATION).map(String::as_str)
 }
 
-async fn delete_cluster_scoped<K>(ctx: &Context, name: &str) -> Result<()>
-where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::all(ctx.client.clone());
-    match api.delete(name, &Default::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(error) => Err(Error::kube(format!("deleting {} {name}", K::kind(&())))(error)),
-    }
-}
-
 /// Deletes the webhooks the AKS OSM add-on leaves behind (they block pod creation once nothing
 /// serves them).
 pub async fn delete_addon_webhooks(ctx: &Context) -> Result<()> {
-    delete_cluster_scoped::<MutatingWebhookConfiguration>(ctx, osm::names::AKS_ADDON_WEBHOOK).await?;
-    delete_cluster_scoped::<ValidatingWebhookConfiguration>(ctx, osm::names::AKS_ADDON_VALIDATOR).await
+    super::teardown::delete_named::<MutatingWebhookConfiguration>(ctx, osm::names::AKS_ADDON_WEBHOOK).await?;
+    super::teardown::delete_named::<ValidatingWebhookConfiguration>(ctx, osm::names::AKS_ADDON_VALIDATOR).await
 }
 
 /// Deletes the 10 OSM/SMI CRDs by their correct names.
 pub async fn delete_osm_crds(ctx: &Context) -> Result<()> {
     for name in mesh_crds::generate::osm_crd_names() {
-        delete_cluster_scoped::<CustomResourceDefinition>(ctx, &name).await?;
+        super::teardown::delete_named::<CustomResourceDefinition>(ctx, &name).await?;
     }
     Ok(())
 }

@@ -258,7 +258,8 @@ async fn delete_created_namespaces(
     Ok(remaining == 0)
 }
 
-async fn delete_named<K>(ctx: &Context, name: &str) -> Result<()>
+/// Deletes a cluster-scoped object by name; a missing one is fine.
+pub(super) async fn delete_named<K>(ctx: &Context, name: &str) -> Result<()>
 where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
         + Clone
