@@ -158,20 +158,15 @@ fn certificate_args() -> Vec<String> {
 
 /// `osm-controller`: the xDS server, the validating webhook and the debug server.
 fn controller_deployment(ctx: &Ctx<'_>) -> Deployment {
-    let mut args = strings(&[
-        "--verbosity",
-        CONTROLLER_LOG_LEVEL,
-        "--osm-namespace",
-        ctx.namespace,
-        "--osm-version",
-        ctx.version,
+    let mut args = common_args(ctx);
+    args.extend(strings(&[
         "--osm-service-account",
         &names::mesh_rbac_name(ctx.mesh),
         "--mesh-name",
         ctx.mesh,
         "--validator-webhook-config",
         &names::validator_name(ctx.mesh),
-    ]);
+    ]));
     args.extend(certificate_args());
     let container = Container {
         name: names::CONTROLLER.to_string(),
@@ -215,6 +210,11 @@ fn controller_service(ctx: &Ctx<'_>) -> Service {
     )
 }
 
+/// Flags every OSM control-plane binary takes first: log level, its namespace and version.
+fn common_args(ctx: &Ctx<'_>) -> Vec<String> {
+    strings(&["--verbosity", CONTROLLER_LOG_LEVEL, "--osm-namespace", ctx.namespace, "--osm-version", ctx.version])
+}
+
 /// `osm-validator` Service: the controller's validating webhook (`osm-validator-mesh-<mesh>` points here).
 fn validator_service(ctx: &Ctx<'_>) -> Service {
     service(
@@ -228,20 +228,15 @@ fn validator_service(ctx: &Ctx<'_>) -> Service {
 
 /// `osm-injector`: the sidecar-injection webhook.
 fn injector_deployment(ctx: &Ctx<'_>) -> Deployment {
-    let mut args = strings(&[
-        "--verbosity",
-        CONTROLLER_LOG_LEVEL,
-        "--osm-namespace",
-        ctx.namespace,
-        "--osm-version",
-        ctx.version,
+    let mut args = common_args(ctx);
+    args.extend(strings(&[
         "--mesh-name",
         ctx.mesh,
         "--webhook-config-name",
         &names::webhook_name(ctx.mesh),
         "--webhook-timeout",
         INJECTOR_WEBHOOK_TIMEOUT_SECONDS,
-    ]);
+    ]));
     args.extend(certificate_args());
     let init_image = ctx.image("init");
     let container = Container {
@@ -290,16 +285,8 @@ fn injector_service(ctx: &Ctx<'_>) -> Service {
 
 /// `osm-bootstrap`: creates `osm-mesh-config` from the preset and serves CRD conversion.
 fn bootstrap_deployment(ctx: &Ctx<'_>) -> Deployment {
-    let mut args = strings(&[
-        "--verbosity",
-        CONTROLLER_LOG_LEVEL,
-        "--osm-namespace",
-        ctx.namespace,
-        "--osm-version",
-        ctx.version,
-        "--mesh-name",
-        ctx.mesh,
-    ]);
+    let mut args = common_args(ctx);
+    args.extend(strings(&["--mesh-name", ctx.mesh]));
     args.extend(certificate_args());
     let container = Container {
         name: names::BOOTSTRAP.to_string(),
