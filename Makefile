@@ -2,19 +2,23 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/mesh-operator/target
 BIN_DIR ?= $(HOME)/.cache/mesh-operator/bin
 
-.PHONY: demo test cluster crds unit e2e bench
+.PHONY: demo test cluster oracle crds unit e2e bench
 
 ## demo: run the bookstore demo on the local control plane (apply, converge, edit the split, tear down).
 demo: cluster
 	cargo run --locked -p mesh-e2e --bin demo
 
 ## test: every test — unit, then end-to-end on the local control plane (E2E_PROVIDER=kind|kubeconfig for others).
-test: cluster
+test: cluster oracle
 	cargo test --workspace --locked -- --test-threads=4
 
 ## cluster: build the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
 cluster:
 	bash e2e/cluster/build.sh $(BIN_DIR)
+
+## oracle: build OSM v1.2.4's policy code as the translator's judge (e2e/osm-oracle), and unit-test it.
+oracle:
+	bash e2e/osm-oracle/build.sh $(BIN_DIR) --test
 
 ## crds: regenerate crds/yaml from the code.
 crds:
