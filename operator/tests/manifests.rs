@@ -327,7 +327,7 @@ fn annotations_and_dockerfile_labels_agree() {
     assert_eq!(get("operators.operatorframework.io.bundle.metadata.v1"), "metadata/");
     assert_eq!(get("operators.operatorframework.io.bundle.package.v1"), bundle::PACKAGE);
     let channels: Vec<&str> = get("operators.operatorframework.io.bundle.channels.v1").split(',').collect();
-    assert_eq!(channels, ["alpha"]);
+    assert_eq!(channels, ["candidate-v0"]);
     assert!(channels.contains(&get("operators.operatorframework.io.bundle.channel.default.v1")));
 
     let dockerfile = read("bundle/bundle.Dockerfile");

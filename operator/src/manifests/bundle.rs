@@ -23,8 +23,12 @@ use mesh_provisioner::desired::Component;
 
 /// OLM package name.
 pub const PACKAGE: &str = "mesh-operator";
-/// The only channel.
-pub const CHANNEL: &str = "alpha";
+/// The only channel, named as OLM's channel-naming practice recommends
+/// (<https://olm.operatorframework.io/docs/best-practices/channel-naming>): `candidate` because
+/// v1alpha1 may still change incompatibly (a release to try, not yet one to run unattended), `-v0`
+/// because channels carry one major version stream so that a future v1 with a changed API gets its own
+/// channel instead of being offered as an automatic upgrade. A `stable-v1` channel follows the v1 API.
+pub const CHANNEL: &str = "candidate-v0";
 /// Oldest Kubernetes claimed. The CRD's CEL validation rules (`x-kubernetes-validations` with
 /// `fieldPath`) need 1.28 or later; 1.30 leaves a margin. The e2e suites run on 1.34 only.
 pub const MIN_KUBE_VERSION: &str = "1.30.0";
@@ -428,7 +432,7 @@ pub fn csv_yaml(
             description: DESCRIPTION.to_string(),
             version: VERSION,
             min_kube_version: MIN_KUBE_VERSION,
-            maturity: CHANNEL,
+            maturity: "alpha", // the API is v1alpha1
             provider: Link { name: "mesh-operator project".to_string(), url: REPOSITORY.to_string() },
             maintainers: vec![Maintainer { name: "mesh-operator maintainers", email: MAINTAINER_EMAIL }],
             links: vec![
