@@ -69,12 +69,25 @@ async fn bookstore_converges_edits_prune_and_teardown_leaves_nothing() {
     let ca_data = ca_bundle.data.clone().unwrap_or_default();
     assert!(ca_data.contains_key("ca.crt") && ca_data.contains_key("private.key"));
 
-    // MeshConfig from the spec: permissive off, tracing to jaeger, egress passthrough.
+    // MeshConfig from the spec: permissive off, tracing to jaeger, egress by policy as the
+    // article's egress step (`featureFlags.enableEgressPolicy: true`), no global passthrough.
     let meshconfigs: Api<mesh_crds::osm::MeshConfig> = Api::namespaced(client.clone(), "osm-system");
     let meshconfig = meshconfigs.get("osm-mesh-config").await.expect("osm-mesh-config");
     let traffic = meshconfig.spec.traffic.clone().expect("traffic");
     assert_eq!(traffic.enable_permissive_traffic_policy_mode, Some(false));
-    assert_eq!(traffic.enable_egress, Some(true));
+    assert_eq!(traffic.enable_egress, Some(false), "no passthrough: only the Egress policy lets curl out");
+    let flags = meshconfig.spec.feature_flags.clone().expect("featureFlags");
+    assert_eq!(flags.enable_egress_policy, Some(true));
+    // What makes the article's `curl http://httpbin.org/get` work: curl may reach httpbin.org:80.
+    let egresses: Api<mesh_crds::osm::Egress> = Api::namespaced(client.clone(), "curl");
+    let egress = egresses.get("httpbin-80").await.expect("Egress curl/httpbin-80");
+    let sources: Vec<(&str, &str, &str)> =
+        egress.spec.sources.iter().map(|s| (s.kind.as_str(), s.namespace.as_str(), s.name.as_str())).collect();
+    assert_eq!(sources, [("ServiceAccount", "curl", "curl")]);
+    assert_eq!(egress.spec.hosts, ["httpbin.org"]);
+    let ports: Vec<(i32, &str)> = egress.spec.ports.iter().map(|p| (p.number, p.protocol.as_str())).collect();
+    assert_eq!(ports, [(80, "http")]);
+    assert!(egress.spec.ip_addresses.is_empty(), "no IP range: nothing wider than the host");
     let tracing = meshconfig.spec.observability.clone().and_then(|o| o.tracing).expect("tracing");
     assert_eq!(tracing.enable, Some(true));
     assert_eq!(tracing.address.as_deref(), Some("jaeger.osm-system.svc.cluster.local"));
@@ -119,7 +132,17 @@ async fn bookstore_converges_edits_prune_and_teardown_leaves_nothing() {
     let tt = tts.get("bookstore").await.expect("TrafficTarget bookstore");
     assert_eq!(tt.spec.destination.name, "bookstore");
     assert_eq!(tt.spec.rules[0].matches, vec!["books-bought", "buy-a-book"]);
-    assert_eq!(tt.spec.sources.len(), 1, "bookthief is not allowed");
+    let sources = |tt: &smi::TrafficTarget| -> Vec<(String, String)> {
+        tt.spec.sources.iter().map(|s| (s.namespace.clone().unwrap_or_default(), s.name.clone())).collect()
+    };
+    // The article's step: bookbuyer and bookthief may both call bookstore (v1)…
+    assert_eq!(
+        sources(&tt),
+        [("bookbuyer".to_string(), "bookbuyer".to_string()), ("bookthief".to_string(), "bookthief".to_string())]
+    );
+    // …but bookstore-v2 (OSM's bookstore-v2.yaml) admits only bookbuyer.
+    let tt_v2 = tts.get("bookstore-v2").await.expect("TrafficTarget bookstore-v2");
+    assert_eq!(sources(&tt_v2), [("bookbuyer".to_string(), "bookbuyer".to_string())], "bookthief is not allowed on v2");
     let groups: Api<smi::HTTPRouteGroup> = Api::namespaced(client.clone(), "bookstore");
     let group = groups.get("bookstore-service-routes").await.expect("HTTPRouteGroup");
     let bought = group.spec.matches.iter().find(|m| m.name == "books-bought").expect("books-bought");
