@@ -2,7 +2,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/mesh-operator/target
 BIN_DIR ?= $(HOME)/.cache/mesh-operator/bin
 
-.PHONY: demo test cluster oracle crds unit e2e bench
+.PHONY: demo test cluster osm-images oracle crds unit e2e bench
 
 ## demo: run the bookstore demo on the local control plane (apply, converge, edit the split, tear down).
 demo: cluster
@@ -12,13 +12,19 @@ demo: cluster
 test: cluster oracle
 	cargo test --workspace --locked -- --test-threads=4
 
-## cluster: build the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
-cluster:
+## cluster: build the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)
+## and the images it runs for real (OSM's control plane).
+cluster: osm-images
 	bash e2e/cluster/build.sh $(BIN_DIR)
 
 ## oracle: build OSM v1.2.4's policy code as the translator's judge (e2e/osm-oracle), and unit-test it.
 oracle:
 	bash e2e/osm-oracle/build.sh $(BIN_DIR) --test
+
+## osm-images: build OSM v1.2.4's control-plane binaries from its Go module into the local image store
+## ($MESH_IMAGE_STORE, default ~/.cache/mesh-operator/images), so its pods run for real.
+osm-images:
+	bash e2e/osm/build.sh $(BIN_DIR)
 
 ## crds: regenerate crds/yaml from the code.
 crds:
