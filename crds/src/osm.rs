@@ -85,11 +85,11 @@ pub struct MeshTrafficSpec {
     /// Allow all traffic between meshed workloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_permissive_traffic_policy_mode: Option<bool>,
-    /// CIDRs the sidecar does not intercept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// CIDRs the sidecar does not intercept (OSM spells it `IP`, not camelCase `Ip`).
+    #[serde(default, rename = "outboundIPRangeExclusionList", skip_serializing_if = "Option::is_none")]
     pub outbound_ip_range_exclusion_list: Option<Vec<String>>,
     /// CIDRs the sidecar intercepts (if set, only those).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "outboundIPRangeInclusionList", skip_serializing_if = "Option::is_none")]
     pub outbound_ip_range_inclusion_list: Option<Vec<String>>,
     /// Outbound ports not intercepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,8 +175,8 @@ pub struct SecretReference {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureFlags {
-    /// WASM-based stats.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// WASM-based stats (OSM spells it `WASM`).
+    #[serde(default, rename = "enableWASMStats", skip_serializing_if = "Option::is_none")]
     pub enable_wasm_stats: Option<bool>,
     /// Enforce Egress policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]

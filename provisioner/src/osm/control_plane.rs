@@ -144,6 +144,7 @@ fn certificate_args() -> Vec<String> {
         CERTIFICATE_MANAGER,
         // Bool flags must be `--flag=value`: Go's flag parser reads `--flag false` as `--flag` plus a
         // stray argument `false`.
+        "--enable-mesh-root-certificate=false",
         "--enable-reconciler=false",
         "--cert-manager-issuer-name",
         "osm-ca",
@@ -166,6 +167,7 @@ fn controller_deployment(ctx: &Ctx<'_>) -> Deployment {
         ctx.mesh,
         "--validator-webhook-config",
         &names::validator_name(ctx.mesh),
+        "--validate-traffic-target=true",
     ]));
     args.extend(certificate_args());
     let container = Container {
@@ -236,6 +238,8 @@ fn injector_deployment(ctx: &Ctx<'_>) -> Deployment {
         &names::webhook_name(ctx.mesh),
         "--webhook-timeout",
         INJECTOR_WEBHOOK_TIMEOUT_SECONDS,
+        // Pull policy of the init and healthcheck containers it injects (upstream leaves it empty).
+        "--osm-container-pull-policy=IfNotPresent",
     ]));
     args.extend(certificate_args());
     let init_image = ctx.image("init");
@@ -253,11 +257,14 @@ fn injector_deployment(ctx: &Ctx<'_>) -> Deployment {
             env("OSM_DEFAULT_ENVOY_IMAGE", ENVOY_IMAGE),
             env("OSM_DEFAULT_ENVOY_WINDOWS_IMAGE", ENVOY_WINDOWS_IMAGE),
             env("OSM_DEFAULT_INIT_CONTAINER_IMAGE", &init_image),
+            // The container the injector adds to pods with TCP probes; without it such pods get a
+            // container without an image, which the API server rejects.
+            env("OSM_DEFAULT_HEALTHCHECK_CONTAINER_IMAGE", &ctx.image("osm-healthcheck")),
         ]),
         resources: Some(resources(("300m", "64M"), ("500m", "64M"))),
-        // The webhook server on 9090 is TLS (with the mesh CA) and serves /healthz.
-        readiness_probe: Some(http_probe("/healthz", INJECTOR_PORT, "HTTPS", 5)),
-        liveness_probe: Some(http_probe("/healthz", INJECTOR_PORT, "HTTPS", 5)),
+        // `/healthz` is served by the HTTP server on 9091; the webhook server on 9090 answers 404.
+        readiness_probe: Some(http_probe("/healthz", HTTP_PORT, "HTTP", 5)),
+        liveness_probe: Some(http_probe("/healthz", HTTP_PORT, "HTTP", 5)),
         security_context: Some(container_security_context()),
         ..Default::default()
     };

@@ -33,7 +33,10 @@ pub(crate) fn mesh_rules() -> Vec<PolicyRule> {
         rule(&[""], &["secrets"], &["create", "delete", "get", "list", "patch", "update", "watch"]),
         // The bootstrap reads `preset-mesh-config`.
         rule(&[""], &["configmaps"], &["create", "get", "list", "update", "watch"]),
-        rule(&[""], &["events"], &["create", "patch"]),
+        // Each binary records events on its own pod and, before that, opens a watch on events in its
+        // namespace: without `watch` osm-controller and osm-bootstrap exit at start ("Error
+        // initializing generic event recorder"). `patch` merges repeated events.
+        rule(&[""], &["events"], &["create", "patch", "watch"]),
         // IngressBackend sources and the ingress monitor.
         rule(&["networking.k8s.io"], &["ingresses"], READ),
         // The injector and controller create and patch their own webhook configurations.

@@ -221,6 +221,10 @@ fn cluster_roles_list_what_osm_needs_without_wildcards() {
     assert!(allows("policy.openservicemesh.io", "egresses", "watch"));
     assert!(allows("policy.openservicemesh.io", "ingressbackends/status", "update"));
     assert!(!allows("cert-manager.io", "certificaterequests", "create"), "Tresor needs no cert-manager access");
+    // osm-controller and osm-bootstrap watch events before they record any, and exit without it.
+    for verb in ["create", "patch", "watch"] {
+        assert!(allows("", "events", verb), "events {verb}");
+    }
 
     let binding: ClusterRoleBinding = typed(find(&objects, "ClusterRoleBinding", "osm"));
     assert_eq!((binding.role_ref.kind.as_str(), binding.role_ref.name.as_str()), ("ClusterRole", "osm"));
@@ -309,6 +313,9 @@ fn controller_deployment_matches_osm_v1_2() {
         assert_eq!(arg(&args, flag), Some(value), "{flag}");
     }
     assert!(args.contains(&"--enable-reconciler=false".to_string()), "bool flags need `=`: {args:?}");
+    // The chart's other flags, so the binary runs as `osm install` would run it.
+    assert!(args.contains(&"--enable-mesh-root-certificate=false".to_string()), "{args:?}");
+    assert!(args.contains(&"--validate-traffic-target=true".to_string()), "{args:?}");
     assert!(!args.iter().any(|a| a == "false"), "a bare `false` would be a stray argument: {args:?}");
 
     let ports: Vec<(String, i32)> =
@@ -349,16 +356,22 @@ fn injector_deployment_matches_osm_v1_2() {
 
     let ports: Vec<i32> = c.ports.iter().flatten().map(|p| p.container_port).collect();
     assert_eq!(ports, vec![9090, 9091]);
-    let ready = c.readiness_probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("readiness");
-    assert_eq!(
-        (ready.path.as_deref(), &ready.port, ready.scheme.as_deref()),
-        (Some("/healthz"), &IntOrString::Int(9090), Some("HTTPS"))
-    );
+    assert!(args.contains(&"--osm-container-pull-policy=IfNotPresent".to_string()), "{args:?}");
+    // The real injector serves /healthz only on its HTTP port; its webhook port answers 404 there.
+    for probe in [&c.readiness_probe, &c.liveness_probe] {
+        let get = probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("probe");
+        assert_eq!(
+            (get.path.as_deref(), &get.port, get.scheme.as_deref()),
+            (Some("/healthz"), &IntOrString::Int(9091), Some("HTTP"))
+        );
+    }
 
     let env: BTreeMap<String, String> =
         c.env.iter().flatten().filter_map(|e| Some((e.name.clone(), e.value.clone()?))).collect();
     assert!(env["OSM_DEFAULT_ENVOY_IMAGE"].starts_with("envoyproxy/envoy-distroless:v1.22.2@sha256:"));
     assert_eq!(env["OSM_DEFAULT_INIT_CONTAINER_IMAGE"], "openservicemesh/init:v1.2.4");
+    // Injected into pods with TCP probes; unset, those pods get a container without an image.
+    assert_eq!(env["OSM_DEFAULT_HEALTHCHECK_CONTAINER_IMAGE"], "openservicemesh/osm-healthcheck:v1.2.4");
     assert!(c.env.iter().flatten().any(|e| e.name == "INJECTOR_POD_NAME" && e.value_from.is_some()));
 
     assert_eq!(quantity(c, "requests", "cpu"), "300m");
@@ -459,6 +472,45 @@ fn preset_mesh_config_has_osm_v1_2_defaults_adjusted_by_the_spec() {
         p["observability"]["tracing"],
         json!({"enable": true, "address": "jaeger.osm-system.svc.cluster.local", "port": 9411, "endpoint": "/api/v2/spans"})
     );
+}
+
+/// Every leaf path of a JSON object, as `a.b.c`.
+fn leaf_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    match value.as_object() {
+        Some(map) if !map.is_empty() => {
+            for (key, child) in map {
+                leaf_paths(child, &format!("{prefix}.{key}"), out);
+            }
+        }
+        _ => out.push(prefix.to_string()),
+    }
+}
+
+#[test]
+fn every_preset_field_is_in_the_meshconfig_crd_schema() {
+    // The API server prunes fields its CRD does not declare: a preset field missing from our
+    // MeshConfig CRD (as `enableWASMStats` was, spelled `enableWasmStats`) silently becomes OSM's
+    // zero value. Both the served versions must keep every field the preset sets.
+    let crd = mesh_crds::generate::osm_crds()
+        .into_iter()
+        .find(|c| c.metadata.name.as_deref() == Some("meshconfigs.config.openservicemesh.io"))
+        .expect("MeshConfig CRD");
+    let preset = preset(&spec("provider: SelfHosted
+tracing: {enabled: true}"));
+    let mut paths = Vec::new();
+    leaf_paths(&preset, "", &mut paths);
+    assert!(paths.contains(&".featureFlags.enableWASMStats".to_string()), "{paths:?}");
+    for version in crd.spec.versions.iter().filter(|v| v.name == "v1alpha2") {
+        let root = serde_json::to_value(&version.schema.as_ref().expect("schema").open_api_v3_schema)
+            .expect("schema json");
+        for path in &paths {
+            let mut node = &root["properties"]["spec"];
+            for key in path.trim_start_matches('.').split('.') {
+                node = &node["properties"][key];
+                assert!(!node.is_null(), "{}: preset field spec{path} is not in the CRD schema", version.name);
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------- add-ons
