@@ -495,14 +495,13 @@ fn every_preset_field_is_in_the_meshconfig_crd_schema() {
         .into_iter()
         .find(|c| c.metadata.name.as_deref() == Some("meshconfigs.config.openservicemesh.io"))
         .expect("MeshConfig CRD");
-    let preset = preset(&spec("provider: SelfHosted
-tracing: {enabled: true}"));
+    let preset = preset(&spec("provider: SelfHosted\ntracing: {enabled: true}"));
     let mut paths = Vec::new();
     leaf_paths(&preset, "", &mut paths);
     assert!(paths.contains(&".featureFlags.enableWASMStats".to_string()), "{paths:?}");
     for version in crd.spec.versions.iter().filter(|v| v.name == "v1alpha2") {
-        let root = serde_json::to_value(&version.schema.as_ref().expect("schema").open_api_v3_schema)
-            .expect("schema json");
+        let root =
+            serde_json::to_value(&version.schema.as_ref().expect("schema").open_api_v3_schema).expect("schema json");
         for path in &paths {
             let mut node = &root["properties"]["spec"];
             for key in path.trim_start_matches('.').split('.') {
