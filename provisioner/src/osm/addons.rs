@@ -14,7 +14,7 @@ use super::common::{
     service,
 };
 use super::mesh_config::TRACING_PORT;
-use super::{OsmBuildError, names, rbac};
+use super::{OsmBuildError, dashboards, names, rbac};
 use crate::desired::{Component, Desired};
 
 /// `osm.prometheus.image`.
@@ -115,6 +115,9 @@ pub(crate) fn addons(installation: &str, ctx: &Ctx<'_>, addons: &AddonsSpec) -> 
     }
     if addons.grafana {
         out.push(Desired::new(Component::Mesh, installation, &grafana_datasources(ctx))?);
+        for config_map in grafana_dashboards(ctx) {
+            out.push(Desired::new(Component::Mesh, installation, &config_map)?);
+        }
         out.push(Desired::new(Component::Mesh, installation, &grafana_deployment(ctx))?);
         out.push(Desired::new(
             Component::Mesh,
@@ -223,8 +226,9 @@ fn prometheus_deployment(ctx: &Ctx<'_>) -> k8s_openapi::api::apps::v1::Deploymen
 /// Grafana's provisioned datasource: the mesh's Prometheus.
 fn grafana_datasources(ctx: &Ctx<'_>) -> ConfigMap {
     let yaml = format!(
-        "apiVersion: 1\ndatasources:\n  - name: Prometheus\n    type: prometheus\n    access: proxy\n    orgId: 1\n    \
+        "apiVersion: 1\ndatasources:\n  - name: {}\n    type: prometheus\n    access: proxy\n    orgId: 1\n    \
          url: http://{}.{}.svc.cluster.local:{PROMETHEUS_PORT}\n    isDefault: true\n    editable: false\n",
+        dashboards::DATASOURCE,
         names::PROMETHEUS,
         ctx.namespace
     );
@@ -233,6 +237,23 @@ fn grafana_datasources(ctx: &Ctx<'_>) -> ConfigMap {
         data: Some(BTreeMap::from([("prometheus.yaml".to_string(), yaml)])),
         ..Default::default()
     }
+}
+
+/// The dashboard provider and our OSM dashboards (see [`dashboards`]).
+fn grafana_dashboards(ctx: &Ctx<'_>) -> [ConfigMap; 2] {
+    let provider = BTreeMap::from([("osm.yaml".to_string(), dashboards::provider_yaml())]);
+    [
+        ConfigMap {
+            metadata: ctx.meta(names::GRAFANA_DASHBOARD_PROVIDERS, ctx.app_labels(names::GRAFANA)),
+            data: Some(provider),
+            ..Default::default()
+        },
+        ConfigMap {
+            metadata: ctx.meta(names::GRAFANA_DASHBOARDS, ctx.app_labels(names::GRAFANA)),
+            data: Some(dashboards::dashboard_files()),
+            ..Default::default()
+        },
+    ]
 }
 
 fn grafana_deployment(ctx: &Ctx<'_>) -> k8s_openapi::api::apps::v1::Deployment {
@@ -245,6 +266,8 @@ fn grafana_deployment(ctx: &Ctx<'_>) -> k8s_openapi::api::apps::v1::Deployment {
         liveness_probe: Some(http_probe("/api/health", GRAFANA_PORT, "HTTP", 30)),
         volume_mounts: Some(vec![
             mount("datasources", "/etc/grafana/provisioning/datasources", true),
+            mount("dashboard-providers", dashboards::PROVIDER_DIR, true),
+            mount("dashboards", dashboards::DASHBOARD_DIR, true),
             mount("storage", "/var/lib/grafana", false),
         ]),
         security_context: Some(container_security_context()),
@@ -260,7 +283,12 @@ fn grafana_deployment(ctx: &Ctx<'_>) -> k8s_openapi::api::apps::v1::Deployment {
             GRAFANA_UID,
             None,
             container,
-            vec![config_map_volume("datasources", names::GRAFANA_DATASOURCES), empty_dir("storage")],
+            vec![
+                config_map_volume("datasources", names::GRAFANA_DATASOURCES),
+                config_map_volume("dashboard-providers", names::GRAFANA_DASHBOARD_PROVIDERS),
+                config_map_volume("dashboards", names::GRAFANA_DASHBOARDS),
+                empty_dir("storage"),
+            ],
         ),
     )
 }

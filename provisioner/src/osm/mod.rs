@@ -13,12 +13,14 @@
 //! - [`egress_policies`]: OSM `Egress` objects for `egress.policy: Policy`.
 //! - [`ca`]: the Tresor root CA and its `osm-ca-bundle` Secret.
 //! - [`names`]: the names teardown needs (webhooks, Secret, MeshConfig).
+//! - `dashboards`: the Grafana add-on's OSM dashboards (mesh, service, workload).
 
 mod addons;
 pub mod ca;
 mod common;
 mod control_plane;
 mod crds;
+mod dashboards;
 mod error;
 mod mesh_config;
 pub mod names;
@@ -26,6 +28,8 @@ mod rbac;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_dashboards;
 
 pub use control_plane::control_plane;
 pub use crds::osm_crds;

@@ -30,6 +30,10 @@ pub const PROMETHEUS_CONFIG: &str = "osm-prometheus-server-conf";
 pub const GRAFANA: &str = "osm-grafana";
 /// ConfigMap with the Grafana add-on's datasource.
 pub const GRAFANA_DATASOURCES: &str = "osm-grafana-datasources";
+/// ConfigMap with the Grafana add-on's dashboard provider (where the dashboards are read from).
+pub const GRAFANA_DASHBOARD_PROVIDERS: &str = "osm-grafana-dashboard-providers";
+/// ConfigMap with the Grafana add-on's OSM dashboards (one JSON file each).
+pub const GRAFANA_DASHBOARDS: &str = "osm-grafana-dashboards";
 /// Jaeger add-on (Deployment, Service); also the default tracing host `jaeger.<ns>.svc.cluster.local`.
 pub const JAEGER: &str = "jaeger";
 

@@ -541,6 +541,8 @@ fn addons_add_and_remove_exactly_their_objects() {
     assert_eq!(
         extra("provider: SelfHosted\naddons: {grafana: true}"),
         set(&[
+            "ConfigMap/osm-system/osm-grafana-dashboard-providers",
+            "ConfigMap/osm-system/osm-grafana-dashboards",
             "ConfigMap/osm-system/osm-grafana-datasources",
             "Deployment/osm-system/osm-grafana",
             "Service/osm-system/osm-grafana"
