@@ -5,15 +5,24 @@
 #   openservicemesh/osm-controller:<v>  /osm-controller
 #   openservicemesh/osm-injector:<v>    /osm-injector
 #   openservicemesh/osm-bootstrap:<v>   /osm-bootstrap + /osm-crds/*.yaml (the CRDs it applies at start)
-#   curlimages/curl:latest              Debian's curl (the chart's init containers wait for osm-bootstrap with it)
+#   curlimages/curl:latest              with --with-curl only: Debian's curl (the init containers of osm-controller
+#                                       and osm-injector wait for osm-bootstrap with it, by its Service name)
 #
-# usage: e2e/osm/build.sh BINDIR [STORE]
+# usage: e2e/osm/build.sh [--with-curl] BINDIR [STORE]
 #   BINDIR  where the binaries go (BINDIR/osm/...)
 #   STORE   the image store (default $MESH_IMAGE_STORE or ~/.cache/mesh-operator/images)
 # Idempotent: Go's build cache makes a re-run take seconds, and packing the same files yields the
 # same digests, so the store is left untouched. Needs only `go` and the Go module proxy.
 set -euo pipefail
 
+# Without DNS for Service names inside real pods, the init containers of osm-controller and
+# osm-injector can never reach osm-bootstrap: those two pods then stay simulated (their init image
+# is not in the store) rather than stuck in Init. Pass --with-curl where pods resolve Services.
+with_curl=false
+if [[ ${1:-} == --with-curl ]]; then
+	with_curl=true
+	shift
+fi
 if [[ $# -lt 1 || $# -gt 2 ]]; then
 	echo "usage: $0 BINDIR [STORE]" >&2
 	exit 2
@@ -56,12 +65,14 @@ pack --tag "openservicemesh/osm-bootstrap:$version" --entrypoint /osm-bootstrap 
 
 # curl is not a Go program: pack the host's curl with the shared objects it loads (and the loader),
 # at their own paths. Upstream's image runs `curl` from PATH, as the chart's command does.
-if ! command -v curl >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+if $with_curl && ! command -v curl >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
 	echo "build.sh: installing curl with apt-get..." >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl >&2 ||
 		{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl >&2; }
 fi
-if curl="$(command -v curl)"; then
+if ! $with_curl; then
+	echo "build.sh: no curlimages/curl (--with-curl not given): osm-controller and osm-injector stay simulated" >&2
+elif curl="$(command -v curl)"; then
 	files=("$curl=/usr/bin/curl")
 	while read -r lib; do
 		files+=("$lib=$lib")
