@@ -19,7 +19,12 @@ pub struct OperatorHandle {
 
 /// Settings for tests: quick progress checks, short back-off.
 pub fn test_settings(resync: Duration) -> Settings {
-    Settings { resync, progress_interval: Duration::from_millis(500), max_backoff: Duration::from_secs(5) }
+    Settings {
+        resync,
+        progress_interval: Duration::from_millis(500),
+        max_backoff: Duration::from_secs(5),
+        ..Settings::default()
+    }
 }
 
 impl OperatorHandle {

@@ -17,6 +17,9 @@ pub struct Settings {
     pub progress_interval: Duration,
     /// Cap of the error back-off.
     pub max_backoff: Duration,
+    /// The operator's own namespace: no installation may put workloads there or enrol it (its
+    /// ServiceAccount token can do everything the operator can).
+    pub operator_namespace: String,
 }
 
 impl Default for Settings {
@@ -25,6 +28,7 @@ impl Default for Settings {
             resync: Duration::from_secs(300),
             progress_interval: Duration::from_secs(3),
             max_backoff: Duration::from_secs(300),
+            operator_namespace: crate::manifests::NAMESPACE.to_string(),
         }
     }
 }

@@ -274,16 +274,49 @@ fn smi_changes(
     })
 }
 
-/// Reconciles a well-formed object; a malformed one is reported and left until it changes.
+/// Reconciles a well-formed object; a malformed one is reported (Event and condition) and left
+/// until it changes. A panic in one reconcile is caught here: kube-runtime would otherwise end the
+/// whole controller, stalling every other installation and every finalizer.
 async fn reconcile_guarded(guard: Arc<DeserializeGuard<MeshInstallation>>, ctx: Arc<Context>) -> Result<Action> {
     match &guard.0 {
         Ok(mi) => {
             let span = tracing::info_span!("reconcile", installation = %mi.name_any());
-            reconcile::reconcile(Arc::new(mi.clone()), ctx).instrument(span).await
+            let result = catch_panic(reconcile::reconcile(Arc::new(mi.clone()), ctx.clone())).instrument(span).await;
+            if let Err(Error::Panicked { message }) = &result {
+                tracing::error!(installation = %mi.name_any(), "reconcile panicked: {message}");
+                reconcile::report_failure(
+                    &ctx,
+                    mi,
+                    "ReconcilePanicked",
+                    format!("the reconcile panicked (a bug; please report it): {message}"),
+                )
+                .await;
+            }
+            result
         }
         Err(invalid) => {
-            tracing::warn!(object = %invalid.metadata.name.clone().unwrap_or_default(), "cannot read MeshInstallation: {}", invalid.error);
+            let name = invalid.metadata.name.clone().unwrap_or_default();
+            tracing::warn!(object = %name, "cannot read MeshInstallation: {}", invalid.error);
+            if ctx.is_leader() {
+                reconcile::report_unreadable(&ctx, &invalid.metadata, &invalid.error).await;
+            }
             Ok(Action::await_change())
+        }
+    }
+}
+
+/// Runs `reconcile`, turning a panic into [`Error::Panicked`].
+pub async fn catch_panic(reconcile: impl Future<Output = Result<Action>>) -> Result<Action> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(reconcile).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic without a message".to_string());
+            Err(Error::Panicked { message })
         }
     }
 }
@@ -292,5 +325,18 @@ fn error_policy_guarded(guard: Arc<DeserializeGuard<MeshInstallation>>, error: &
     match &guard.0 {
         Ok(mi) => reconcile::error_policy(Arc::new(mi.clone()), error, ctx),
         Err(_) => Action::await_change(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_reconcile_becomes_an_error() {
+        let result = catch_panic(async { panic!("boom at {}", 42) }).await;
+        assert!(matches!(&result, Err(Error::Panicked { message }) if message == "boom at 42"), "{result:?}");
+        let fine = catch_panic(async { Ok(Action::await_change()) }).await;
+        assert!(fine.is_ok());
     }
 }

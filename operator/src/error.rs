@@ -43,6 +43,12 @@ pub enum Error {
         /// The step.
         step: &'static str,
     },
+    /// A reconcile panicked; the panic was caught so the other installations carry on.
+    #[error("the reconcile panicked (a bug; please report it): {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
     /// The object has no name (should never happen for a stored object).
     #[error("MeshInstallation without a name")]
     Unnamed,

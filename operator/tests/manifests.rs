@@ -505,3 +505,34 @@ fn the_dockerfile_builds_a_static_non_root_image() {
     let entrypoint = dockerfile.lines().find(|l| l.starts_with("ENTRYPOINT ")).expect("ENTRYPOINT");
     assert!(entrypoint.contains('['), "exec form, no shell: {entrypoint}");
 }
+
+/// Creating a MeshInstallation makes the operator act with its ClusterRole: it is a cluster-admin
+/// level API. No role we ship may hand it to namespace admins or editors (aggregation into
+/// `admin`/`edit`/`view`), and only the operator's own ClusterRole names the resource at all.
+#[test]
+fn mesh_installations_are_not_aggregated_into_user_roles() {
+    for document in install_documents() {
+        let labels = document["metadata"]["labels"].as_object().cloned().unwrap_or_default();
+        let aggregating: Vec<&String> =
+            labels.keys().filter(|k| k.starts_with("rbac.authorization.k8s.io/aggregate-to-")).collect();
+        assert!(aggregating.is_empty(), "{} aggregates into {aggregating:?}", document["metadata"]["name"]);
+        if !matches!(document["kind"].as_str(), Some("ClusterRole" | "Role")) {
+            continue;
+        }
+        let names_it = document["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|rule| strings(&rule["resources"]).iter().any(|r| r.starts_with("meshinstallations")));
+        if names_it {
+            assert_eq!(
+                (document["kind"].as_str(), document["metadata"]["name"].as_str()),
+                (Some("ClusterRole"), Some("mesh-operator")),
+                "only the operator's ClusterRole may grant access to MeshInstallations"
+            );
+        }
+    }
+    let csv = csv();
+    let text = serde_json::to_string(&csv).expect("CSV");
+    assert!(!text.contains("aggregate-to-"), "the bundle aggregates a role into the user-facing roles");
+}

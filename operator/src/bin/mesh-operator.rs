@@ -66,7 +66,8 @@ struct RunArgs {
     /// Elect a leader on a Lease so only one replica writes.
     #[arg(long)]
     leader_elect: bool,
-    /// Namespace of the leader Lease (defaults to the pod's namespace).
+    /// The operator's own namespace (defaults to the pod's): the leader Lease lives there, and no
+    /// installation may enrol it or run apps in it.
     #[arg(long, env = "POD_NAMESPACE", default_value = "mesh-operator-system")]
     lease_namespace: String,
     /// Address of /healthz, /readyz and /metrics.
@@ -222,7 +223,11 @@ async fn main() -> anyhow::Result<()> {
                 lease_name: mesh_operator::manifests::LEASE_NAME.to_string(),
                 identity: std::env::var("POD_NAME").unwrap_or_else(|_| format!("mesh-operator-{}", std::process::id())),
             });
-            let settings = Settings { resync: Duration::from_secs(args.resync_seconds), ..Settings::default() };
+            let settings = Settings {
+                resync: Duration::from_secs(args.resync_seconds),
+                operator_namespace: args.lease_namespace.clone(),
+                ..Settings::default()
+            };
             let metrics = Arc::new(Metrics::default());
             let (ready_tx, ready_rx) = watch::channel(false);
             let server = tokio::spawn(mesh_operator::server::serve(args.metrics_addr, ready_rx, metrics.clone()));

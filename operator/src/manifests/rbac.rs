@@ -136,6 +136,12 @@ fn controller_needs(needs: &mut Needs) {
         &["get"],
         "reads the mesh root CA (osm-ca-bundle), the ingress webhook TLS and edge certificates before deciding to generate new ones",
     );
+    needs.resource(
+        "",
+        "pods",
+        &["list", "patch"],
+        "metrics enrolment annotates the meshed pods (label osm-proxy-uuid) already running in namespaces with metrics on, as `osm metrics enable` does: lists their metadata and merge-patches three prometheus.io annotations",
+    );
     for workload in ["daemonsets", "deployments", "statefulsets"] {
         needs.resource(
             "apps",

@@ -5,9 +5,11 @@ pub mod azure;
 pub mod build;
 pub mod conditions;
 pub mod observe;
+pub mod placement;
 pub mod status;
 pub mod teardown;
 pub mod validate;
+pub mod workloads;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,6 +98,65 @@ async fn publish(ctx: &Context, mi: &MeshInstallation, type_: EventType, reason:
     }
 }
 
+/// Reports a failure that ended a reconcile without a status of its own (a caught panic): a
+/// Warning Event, and Ready=False/Degraded=True naming it. Best effort: errors are logged.
+pub async fn report_failure(ctx: &Context, mi: &MeshInstallation, reason: &str, message: String) {
+    publish(ctx, mi, EventType::Warning, reason, "Reconcile", message.clone()).await;
+    let mut current = mi.status.clone().unwrap_or_default();
+    let updates = [ConditionUpdate::not_ok(ct::READY, reason, message.clone()), degraded(reason, message)];
+    let merged = conditions::merge(&current.conditions, &updates, &status::jiff_now(), mi.meta().generation);
+    current.conditions.retain(|c| !merged.iter().any(|m| m.type_ == c.type_));
+    current.conditions.extend(merged);
+    if let Err(error) = status::write(ctx, mi, &current).await {
+        tracing::warn!(installation = %mi.name_any(), "could not report {reason}: {error}");
+    }
+}
+
+/// A MeshInstallation the operator cannot read (its stored form does not match this version's
+/// types): a Warning Event and a Ready=False condition saying why, written as a merge patch of the
+/// status (the typed status may be what fails to read). Best effort: errors are logged.
+pub async fn report_unreadable(ctx: &Context, metadata: &kube::api::ObjectMeta, error: &str) {
+    let name = metadata.name.clone().unwrap_or_default();
+    let message =
+        format!("the operator cannot read this MeshInstallation, so it is left as it is until it changes: {error}");
+    let resource = kube::api::ApiResource::erase::<MeshInstallation>(&());
+    let api: Api<kube::api::DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
+    // Reported already (the status write below is itself a change the controller sees).
+    if let Ok(Some(live)) = api.get_opt(&name).await {
+        let conditions = live.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        if conditions.iter().any(|c| c["reason"] == "Unreadable" && c["message"] == message.as_str()) {
+            return;
+        }
+    }
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(format!("{}/{}", mesh_crds::GROUP, mesh_crds::VERSION)),
+        kind: Some("MeshInstallation".into()),
+        name: Some(name.clone()),
+        uid: metadata.uid.clone(),
+        ..Default::default()
+    };
+    let event = KubeEvent {
+        type_: EventType::Warning,
+        reason: "Unreadable".into(),
+        note: Some(message.clone()),
+        action: "Read".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+        tracing::debug!("could not publish event: {error}");
+    }
+    let condition = serde_json::json!({
+        "type": ct::READY, "status": "False", "reason": "Unreadable", "message": message,
+        "lastTransitionTime": status::jiff_now(), "observedGeneration": metadata.generation,
+    });
+    // A JSON merge patch replaces the list: only the reason is known for sure now.
+    let body = serde_json::json!({"status": {"conditions": [condition], "observedGeneration": metadata.generation}});
+    let params = kube::api::PatchParams::default();
+    if let Err(error) = api.patch_status(&name, &params, &kube::api::Patch::Merge(&body)).await {
+        tracing::warn!(installation = %name, "could not report that it is unreadable: {error}");
+    }
+}
+
 /// Translation findings become Events too, once: only those not already in the stored status.
 async fn publish_new_notifications(ctx: &Context, mi: &MeshInstallation, notifications: &[mesh_crds::Notification]) {
     let known = mi.status.as_ref().map(|s| s.notifications.clone()).unwrap_or_default();
@@ -110,7 +171,7 @@ async fn publish_new_notifications(ctx: &Context, mi: &MeshInstallation, notific
 }
 
 /// Applies one component's objects; returns the number written, or the errors.
-async fn apply_all(applier: &Applier, objects: &[&Desired]) -> (usize, Vec<ApplyError>) {
+pub(crate) async fn apply_all(applier: &Applier, objects: &[&Desired]) -> (usize, Vec<ApplyError>) {
     let mut written = 0;
     let mut errors = Vec::new();
     for desired in objects {
@@ -130,13 +191,15 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
 
     let problems = validate::validate(&name, spec, &facts);
     if !problems.is_empty() {
-        let progress = Progress::invalid(&problems);
-        let changed = status::update(ctx, mi, &progress).await?;
-        if changed {
-            let note = problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; ");
-            publish(ctx, mi, EventType::Warning, "InvalidSpec", "Validate", note).await;
+        return refuse(ctx, mi, &problems).await;
+    }
+    // Which objects exist does not depend on the observed inputs: check collisions before any write
+    // (the Azure step below writes to ARM).
+    if let Ok(preview) = build::build(&name, spec, &build::BuildInputs::default()) {
+        let collisions = placement::collisions(spec, &preview.objects);
+        if !collisions.is_empty() {
+            return refuse(ctx, mi, &collisions).await;
         }
-        return Ok(Action::requeue(Duration::from_secs(60)));
     }
 
     let mut progress = Progress::new(spec);
@@ -193,10 +256,14 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
             continue;
         }
         let objects: Vec<&Desired> = built.objects.iter().filter(|d| d.component == component).collect();
+        if component == Component::Apps {
+            workloads::apply_apps(applier, spec, &objects, &mut progress).await;
+            continue;
+        }
         let (written, errors) = apply_all(applier, &objects).await;
         progress.record(component, written, &errors);
         if component == Component::Namespaces && errors.is_empty() && spec.mesh.is_osm() {
-            let annotated = annotate_meshed_pods(ctx, spec).await?;
+            let annotated = workloads::annotate_meshed_pods(ctx, spec).await?;
             progress.record(component, annotated, &[]);
         }
     }
@@ -224,35 +291,15 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
     })
 }
 
-/// Prometheus scrape annotations `osm metrics enable` puts on pods that already run a sidecar
-/// (new pods get them from the injector, which reads the namespace annotation).
-const SCRAPE_ANNOTATIONS: [(&str, &str); 3] =
-    [("prometheus.io/scrape", "true"), ("prometheus.io/port", "15010"), ("prometheus.io/path", "/stats/prometheus")];
-
-/// Annotates the existing meshed pods (label `osm-proxy-uuid`) of namespaces with metrics on, as
-/// `osm metrics enable` does; pods that have the annotations already are not touched. Returns the
-/// number of pods patched.
-async fn annotate_meshed_pods(ctx: &Context, spec: &mesh_crds::MeshInstallationSpec) -> Result<usize> {
-    let mut patched = 0;
-    let body = serde_json::json!({"metadata": {"annotations": SCRAPE_ANNOTATIONS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>()}});
-    for ns in spec.namespaces.iter().filter(|n| n.metrics) {
-        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), &ns.name);
-        let listed = pods
-            .list_metadata(&kube::api::ListParams::default().labels("osm-proxy-uuid").match_any())
-            .await
-            .map_err(Error::kube(format!("listing meshed pods in {}", ns.name)))?;
-        for pod in listed.items {
-            let annotations = pod.metadata.annotations.clone().unwrap_or_default();
-            if SCRAPE_ANNOTATIONS.iter().all(|(k, v)| annotations.get(*k).is_some_and(|have| have == v)) {
-                continue;
-            }
-            pods.patch_metadata(&pod.name_any(), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&body))
-                .await
-                .map_err(Error::kube(format!("annotating pod {}/{}", ns.name, pod.name_any())))?;
-            patched += 1;
-        }
+/// A spec that must not be applied: the problems go to the status and one Event; nothing is written.
+async fn refuse(ctx: &Context, mi: &MeshInstallation, problems: &[validate::Problem]) -> Result<Action> {
+    let progress = Progress::invalid(problems);
+    let changed = status::update(ctx, mi, &progress).await?;
+    if changed {
+        let note = problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; ");
+        publish(ctx, mi, EventType::Warning, "InvalidSpec", "Validate", note).await;
     }
-    Ok(patched)
+    Ok(Action::requeue(Duration::from_secs(60)))
 }
 
 /// Markers for the live outputs of translation sources that failed this time, so pruning keeps them.

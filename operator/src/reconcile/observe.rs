@@ -36,6 +36,7 @@ pub async fn cluster_facts(ctx: &Context) -> Result<ClusterFacts> {
                 d.namespace().map(|ns| (ns, mesh))
             })
             .collect(),
+        operator_namespace: ctx.settings.operator_namespace.clone(),
     })
 }
 

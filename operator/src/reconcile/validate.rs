@@ -25,11 +25,13 @@ pub struct ClusterFacts {
     pub namespaces: BTreeMap<String, Namespace>,
     /// Namespaces running an OSM control plane, with that mesh's name.
     pub control_planes: BTreeMap<String, String>,
+    /// The operator's own namespace.
+    pub operator_namespace: String,
 }
 
 /// Checks `spec` against itself and the cluster.
 pub fn validate(installation: &str, spec: &MeshInstallationSpec, facts: &ClusterFacts) -> Vec<Problem> {
-    let mut problems = Vec::new();
+    let mut problems = super::placement::problems(spec, &facts.operator_namespace);
     let own_control_plane = spec.mesh.control_plane_namespace();
     for (index, ns) in spec.namespaces.iter().enumerate() {
         let Some(live) = facts.namespaces.get(&ns.name) else { continue };

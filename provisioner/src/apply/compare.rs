@@ -22,7 +22,9 @@ pub fn is_subset(desired: &Value, live: &Value) -> bool {
     }
 }
 
-/// The first path where `desired` asks for something `live` does not have, for logs.
+/// The first path where `desired` asks for something `live` does not have, for logs. Only the
+/// path is returned, never a value: objects include Secrets (private keys, client secrets), and
+/// logs are read by more people than Secrets are.
 pub fn first_difference(desired: &Value, live: &Value) -> Option<String> {
     match (desired, live) {
         (Value::Object(want), Value::Object(have)) => want.iter().find_map(|(key, w)| match have.get(key) {
@@ -36,7 +38,7 @@ pub fn first_difference(desired: &Value, live: &Value) -> Option<String> {
             .enumerate()
             .find_map(|(i, (w, h))| first_difference(w, h).map(|rest| format!("[{i}]{rest}"))),
         _ if is_subset(desired, live) => None,
-        _ => Some(format!(": want {desired}, have {live}")),
+        _ => Some(" (differs)".to_string()),
     }
 }
 
@@ -88,6 +90,17 @@ mod tests {
         assert!(is_subset(&json!({"maximum": 65535.0}), &json!({"maximum": 65535})));
         assert!(is_subset(&json!({"matches": [], "labels": {}}), &json!({})));
         assert!(!is_subset(&json!({"labels": {"a": "b"}}), &json!({})));
+    }
+
+    #[test]
+    fn differences_name_the_path_and_never_a_value() {
+        let desired = json!({"data": {"tls.key": "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t"}, "spec": {"list": [1, 2]}});
+        let live = json!({"data": {"tls.key": "b2xkLXNlY3JldA=="}, "spec": {"list": [1]}});
+        let difference = first_difference(&desired, &live).expect("a difference");
+        assert_eq!(difference, ".data.tls.key (differs)");
+        let lengths = first_difference(&json!({"spec": {"list": [1, 2]}}), &json!({"spec": {"list": [1]}}));
+        assert_eq!(lengths.as_deref(), Some(".spec.list (differs)"));
+        assert_eq!(first_difference(&json!({"a": "x"}), &json!({})).as_deref(), Some(".a (missing)"));
     }
 
     #[test]

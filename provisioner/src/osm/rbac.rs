@@ -27,8 +27,9 @@ pub(crate) fn mesh_rules() -> Vec<PolicyRule> {
         rule(&["apps"], &["daemonsets", "deployments", "replicasets", "statefulsets"], READ),
         rule(&["batch"], &["jobs"], READ),
         rule(&[""], &["endpoints", "namespaces", "pods", "serviceaccounts", "services"], READ),
-        // The controller's debug server (off by default) port-forwards to sidecars and reads logs.
-        rule(&[""], &["pods/log", "pods/portforward"], &["create", "get"]),
+        // Not granted: `pods/portforward` and `pods/log`, which OSM's chart gives the controller
+        // for its debug server. The operator keeps the debug server off (`enableDebugServer:
+        // false`, not in the spec), and granting them would make the operator hold both.
         // The root CA (`osm-ca-bundle`), webhook and workload certificates live in Secrets.
         rule(&[""], &["secrets"], &["create", "delete", "get", "list", "patch", "update", "watch"]),
         // The bootstrap reads `preset-mesh-config`.
