@@ -4,6 +4,7 @@
 //! with one rule removed it fails with a Forbidden naming that rule; and `meshctl install` /
 //! `meshctl uninstall` apply and remove the manifests.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use mesh_crds::{ConditionStatus, MeshInstallation, smi};
 use mesh_e2e::operator::test_settings;
 use mesh_e2e::{TestCluster, wait};
 use mesh_operator::controller::{self, LeaderElection};
+use mesh_operator::manifests::workload_identity::WorkloadIdentity;
 use mesh_operator::manifests::{LEASE_NAME, NAME, NAMESPACE};
 use mesh_operator::meshctl::install::{self, INSTALL_YAML, InstallError, InstallOptions, UninstallOptions};
 use mesh_operator::metrics::Metrics;
@@ -337,6 +339,47 @@ async fn operator_without_the_deployments_rule_is_forbidden_naming_it() {
     apply_rbac(&admin, None).await;
 }
 
+/// What the API server stored and admitted for `meshctl install --azure-client-id`: the
+/// ServiceAccount's annotations, and a pod of the operator's Deployment with the webhook's label,
+/// the projected token for Microsoft Entra ID and the environment `azure_identity` reads.
+async fn assert_workload_identity_accepted(admin: &kube::Client, identity: &WorkloadIdentity) {
+    use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+    use mesh_operator::manifests::workload_identity as wi;
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), NAMESPACE);
+    let account = accounts.get(NAME).await.expect("ServiceAccount");
+    let annotations = account.metadata.annotations.unwrap_or_default();
+    assert_eq!(annotations.get(wi::CLIENT_ID_ANNOTATION), Some(&identity.client_id));
+    assert_eq!(annotations.get(wi::TENANT_ID_ANNOTATION), identity.tenant_id.as_ref());
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NAMESPACE);
+    let list = pods.list(&ListParams::default().labels(&format!("{}=true", wi::USE_LABEL))).await.expect("pods");
+    let pod = list.items.first().expect("an operator pod labelled for the workload identity webhook");
+    let spec = pod.spec.clone().expect("pod spec");
+    let token = spec
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .find(|v| v.name == wi::TOKEN_VOLUME)
+        .and_then(|v| v.projected)
+        .and_then(|p| p.sources)
+        .and_then(|s| s.into_iter().find_map(|s| s.service_account_token))
+        .expect("projected ServiceAccount token volume");
+    assert_eq!(token.audience.as_deref(), Some(wi::TOKEN_AUDIENCE));
+    let container = &spec.containers[0];
+    let env: BTreeMap<String, String> =
+        container.env.clone().unwrap_or_default().into_iter().filter_map(|e| Some((e.name, e.value?))).collect();
+    assert_eq!(env.get("AZURE_CLIENT_ID"), Some(&identity.client_id));
+    assert_eq!(env.get("AZURE_TENANT_ID"), identity.tenant_id.as_ref());
+    let token_file = env.get("AZURE_FEDERATED_TOKEN_FILE").expect("AZURE_FEDERATED_TOKEN_FILE");
+    let mount = container
+        .volume_mounts
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|m| m.name == wi::TOKEN_VOLUME)
+        .expect("token mount");
+    assert_eq!(token_file, &format!("{}/{}", mount.mount_path, token.path), "the env names the mounted token");
+}
+
 #[tokio::test]
 async fn meshctl_install_waits_for_the_operator_and_uninstall_removes_it() {
     let Some(cluster) = TestCluster::get() else { return };
@@ -344,12 +387,18 @@ async fn meshctl_install_waits_for_the_operator_and_uninstall_removes_it() {
     let admin = cluster.client().await;
     forget_installations(&admin).await;
     let mut out = Vec::new();
-    let options = InstallOptions { timeout: CONVERGE, ..Default::default() };
+    // As `meshctl install --azure-client-id … --azure-tenant-id …` for AKS workload identity.
+    let identity = WorkloadIdentity {
+        client_id: "6f1d3b0a-0000-4000-8000-00000000c11e".to_string(),
+        tenant_id: Some("72f988bf-0000-4000-8000-0000000072f9".to_string()),
+    };
+    let options = InstallOptions { timeout: CONVERGE, workload_identity: Some(identity.clone()), ..Default::default() };
     install::install(&admin, &options, &mut out).await.expect("meshctl install");
     let printed = String::from_utf8_lossy(&out).to_string();
     assert!(printed.contains("Deployment/mesh-operator-system/mesh-operator applied"), "{printed}");
     assert!(printed.contains("mesh-operator is ready"), "{printed}");
     assert!(install::operator_ready(&admin).await.expect("readiness").0);
+    assert_workload_identity_accepted(&admin, &identity).await;
 
     // Uninstalling while a MeshInstallation exists is refused.
     let mut guard = sample("bookstore.yaml");

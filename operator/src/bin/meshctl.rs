@@ -246,6 +246,14 @@ struct InstallArgs {
     /// Seconds to wait for the operator to be ready.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Azure workload identity: client ID of the managed identity with a federated credential for
+    /// system:serviceaccount:mesh-operator-system:mesh-operator (annotates the ServiceAccount, labels
+    /// the pod, projects the token).
+    #[arg(long, value_name = "CLIENT_ID")]
+    azure_client_id: Option<String>,
+    /// Tenant of that identity (default: the cluster's, as the AKS webhook injects it).
+    #[arg(long, value_name = "TENANT_ID", requires = "azure_client_id")]
+    azure_tenant_id: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -262,12 +270,16 @@ struct UninstallArgs {
 }
 
 async fn install(args: InstallArgs) -> anyhow::Result<()> {
+    use mesh_operator::manifests::workload_identity::WorkloadIdentity;
     use mesh_operator::meshctl::install::{InstallOptions, install};
     let client = kube::Client::try_default().await?;
     let options = InstallOptions {
         image: args.image,
         wait: !args.no_wait,
         timeout: std::time::Duration::from_secs(args.timeout),
+        workload_identity: args
+            .azure_client_id
+            .map(|client_id| WorkloadIdentity { client_id, tenant_id: args.azure_tenant_id }),
     };
     install(&client, &options, &mut std::io::stdout()).await?;
     Ok(())

@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod rbac;
 pub mod workload;
+pub mod workload_identity;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};

@@ -143,6 +143,9 @@ pub fn deployment_spec(image: &str) -> DeploymentSpec {
     let selector = selector_labels();
     let mut pod_labels = labels();
     pod_labels.extend(selector.clone());
+    // Inert without the AKS workload identity webhook; with it, an annotated ServiceAccount is all
+    // `workloadIdentity` needs (see `workload_identity`).
+    pod_labels.insert(super::workload_identity::USE_LABEL.to_string(), "true".to_string());
     let container = Container {
         name: "operator".to_string(),
         image: Some(image.to_string()),

@@ -14,6 +14,7 @@ use kube::discovery::Scope;
 use kube::{Api, Client, ResourceExt};
 use mesh_crds::MeshInstallation;
 
+use crate::manifests::workload_identity::WorkloadIdentity;
 use crate::manifests::{self, NAME, NAMESPACE};
 
 /// The `deploy/install.yaml` this binary was built with.
@@ -80,11 +81,14 @@ pub struct InstallOptions {
     pub wait: bool,
     /// How long to wait.
     pub timeout: Duration,
+    /// The Azure workload identity the operator authenticates as (ServiceAccount annotations, pod
+    /// label, projected token and environment).
+    pub workload_identity: Option<WorkloadIdentity>,
 }
 
 impl Default for InstallOptions {
     fn default() -> Self {
-        InstallOptions { image: None, wait: true, timeout: Duration::from_secs(300) }
+        InstallOptions { image: None, wait: true, timeout: Duration::from_secs(300), workload_identity: None }
     }
 }
 
@@ -272,6 +276,10 @@ pub async fn install<W: Write>(client: &Client, options: &InstallOptions, out: &
     let mut objects = objects(INSTALL_YAML)?;
     if let Some(image) = &options.image {
         set_image(&mut objects, image);
+    }
+    if let Some(identity) = &options.workload_identity {
+        identity.add_to(&mut objects)?;
+        writeln!(out, "Azure workload identity: client ID {}", identity.client_id)?;
     }
     writeln!(out, "installing mesh-operator v{} into namespace {NAMESPACE}", manifests::VERSION)?;
     apply_objects(client, &objects, false, out).await?;

@@ -398,6 +398,9 @@ impl AzureState {
 
     /// The ARM client for `spec`, built once per endpoint, credential and secret value.
     async fn client(&self, ctx: &Context, spec: &AzureSpec) -> Result<Arc<ArmClient>, ArmError> {
+        if let Some(refused) = super::azure_cli::refusal(&spec.credential, super::azure_cli::running_in_cluster()) {
+            return Err(refused);
+        }
         let secret = match &spec.credential {
             AzureCredential::ClientSecretRef(sp) => Some(read_client_secret(ctx, sp).await?),
             _ => None,

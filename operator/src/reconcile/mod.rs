@@ -2,6 +2,7 @@
 //! with a finalizer that runs the ordered teardown on delete.
 
 pub mod azure;
+pub mod azure_cli;
 pub mod build;
 pub mod conditions;
 pub mod observe;
