@@ -64,6 +64,9 @@ pub struct Source {
     /// Peer IP blocks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_blocks: Vec<String>,
+    /// Peer identities that do not match (a request without a peer identity matches too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_principals: Vec<String>,
 }
 
 /// An operation clause.
@@ -89,6 +92,9 @@ pub struct Operation {
     /// Paths.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
+    /// Ports that do not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ports: Vec<String>,
 }
 
 /// A `when` condition.

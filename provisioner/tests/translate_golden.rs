@@ -1,13 +1,15 @@
 //! Golden tests of the SMI translation: every `tests/fixtures/translate/<case>/input.yaml` is
 //! translated and compared with `expected.yaml` (the objects) and `notifications.txt`.
 //! `UPDATE_GOLDEN=1 cargo test -p mesh-provisioner --test translate_golden` rewrites them.
-//! A first line `# target: gateway-api` selects that target (default: istio).
+//! A first line `# target: gateway-api` selects that target (default: istio); a first line
+//! `# overrides: FILE` translates with the narrowing overrides of `FILE` (the format of
+//! `meshctl translate --overrides`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use mesh_provisioner::translate::limits::validate_route;
-use mesh_provisioner::translate::{Target, TranslationInput, notification_line, translate};
+use mesh_provisioner::translate::{Target, TranslateOptions, TranslationInput, notification_line, translate_with};
 
 fn cases() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/translate");
@@ -24,6 +26,16 @@ fn cases() -> Vec<PathBuf> {
 fn run(case: &Path) -> (String, String) {
     let text = fs::read_to_string(case.join("input.yaml")).expect("input.yaml");
     let target = if text.starts_with("# target: gateway-api") { Target::GatewayApi } else { Target::Istio };
+    let overrides = match text.lines().next().and_then(|l| l.strip_prefix("# overrides: ")) {
+        Some(file) => {
+            let spec: mesh_crds::TranslationSpec =
+                serde_yaml::from_str(&fs::read_to_string(case.join(file)).expect("overrides file")).expect("overrides");
+            spec.overrides
+        }
+        None => Vec::new(),
+    };
+    let options = TranslateOptions { target, overrides, ..TranslateOptions::default() };
+    let translate = |input: &TranslationInput, _target: Target| translate_with(input, &options);
     let (input, mut notifications) =
         TranslationInput::from_yaml_str(&text).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
     let translation = translate(&input, target);
@@ -34,10 +46,18 @@ fn run(case: &Path) -> (String, String) {
         assert!(problems.is_empty(), "{}: invalid route: {problems:?}", case.display());
     }
     for policy in &translation.authorization_policies {
-        assert_eq!(policy.spec.action.as_deref(), Some("ALLOW"));
-        assert!(policy.spec.selector.as_ref().is_some_and(|s| !s.match_labels.is_empty()));
-        for rule in &policy.spec.rules {
-            assert!(!rule.from.is_empty() && rule.from.iter().all(|f| !f.source.principals.is_empty()));
+        match policy.spec.action.as_deref() {
+            Some("ALLOW") if policy.spec.selector.is_none() => {
+                assert!(policy.spec.rules.is_empty(), "a namespace-wide ALLOW is the baseline, admitting nothing")
+            }
+            Some("ALLOW") => {
+                assert!(policy.spec.selector.as_ref().is_some_and(|s| !s.match_labels.is_empty()));
+                for rule in &policy.spec.rules {
+                    assert!(!rule.from.is_empty() && rule.from.iter().all(|f| !f.source.principals.is_empty()));
+                }
+            }
+            Some("DENY") => {}
+            other => panic!("{}: unexpected action {other:?}", case.display()),
         }
     }
     let again = translate(&input, target);

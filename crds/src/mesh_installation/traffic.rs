@@ -36,6 +36,91 @@ pub struct TrafficSpec {
     /// In GatewayAPI mode, also translate the SMI objects already present in enrolled namespaces and keep the translation in sync.
     #[serde(default)]
     pub translate_existing: bool,
+    /// GatewayAPI mode: how the SMI translation may be adjusted.
+    #[serde(default, skip_serializing_if = "TranslationSpec::is_empty")]
+    pub translation: TranslationSpec,
+}
+
+/// Adjustments of the SMI translation (GatewayAPI mode). Also the file format of
+/// `meshctl translate --overrides`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TranslationSpec {
+    /// Narrowing overrides: for a match whose regexes have no exact Istio form, the Istio paths
+    /// and header values to allow instead. Each must provably lie inside the SMI match (an exact
+    /// path must match the path regex; a prefix or suffix only if every value of that form
+    /// does), otherwise it is refused with an ERROR naming it. Never widens access.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub overrides: Vec<TranslationOverride>,
+}
+
+impl TranslationSpec {
+    /// Whether nothing is adjusted.
+    pub fn is_empty(&self) -> bool {
+        self.overrides.is_empty()
+    }
+}
+
+/// What one TrafficTarget match is translated to instead of its regexes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.paths) && size(self.paths) > 0) || (has(self.headers) && size(self.headers) > 0)").message("spec.traffic.translation.overrides[]: an override must list paths or headers"))]
+pub struct TranslationOverride {
+    /// Name of the TrafficTarget (for `spec.traffic.access`, the entry's name).
+    #[schemars(length(min = 1, max = 253))]
+    pub traffic_target: String,
+    /// Its namespace.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub namespace: String,
+    /// HTTPRouteGroup of the match; may be left out when the TrafficTarget grants only one
+    /// match of that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub route_group: Option<String>,
+    /// Name of the match (in the HTTPRouteGroup).
+    #[serde(rename = "match")]
+    #[schemars(length(min = 1, max = 253))]
+    pub match_name: String,
+    /// Paths to allow instead of the match's path regex (OR'ed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub paths: Vec<StringMatch>,
+    /// Header values to allow instead of the match's regex for that header.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub headers: Vec<HeaderOverride>,
+}
+
+/// The values allowed for one header of a match.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderOverride {
+    /// Header name, as in the HTTPRouteGroup match.
+    #[schemars(length(min = 1, max = 256))]
+    pub name: String,
+    /// Values to allow (OR'ed).
+    #[schemars(length(min = 1, max = 32))]
+    pub values: Vec<StringMatch>,
+}
+
+/// An Istio string match: exactly one of `exact`, `prefix`, `suffix`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.exact), has(self.prefix), has(self.suffix)].filter(x, x).size() == 1").message("set exactly one of exact, prefix, suffix"))]
+pub struct StringMatch {
+    /// The whole value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub exact: Option<String>,
+    /// Every value starting with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub prefix: Option<String>,
+    /// Every value ending with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub suffix: Option<String>,
 }
 
 /// An SMI TrafficTarget with its HTTPRouteGroup and TCPRoute.

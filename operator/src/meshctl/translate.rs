@@ -9,24 +9,30 @@
 //!   cannot be read or parsed (the message names the document, line and column).
 //!
 //! The input is a YAML stream of SMI objects (TrafficTarget v1alpha3, HTTPRouteGroup and TCPRoute
-//! v1alpha4, TrafficSplit v1alpha2) plus the Services, Deployments and StatefulSets they refer to;
-//! `kind` tells them apart, `List` documents (`kubectl get -o yaml`) are flattened. Every
-//! Deployment/StatefulSet in the input counts as enrolled in the mesh (it gets a deny-all baseline).
+//! v1alpha4, TrafficSplit v1alpha2) plus the Services and workloads (Deployments, StatefulSets,
+//! Jobs, bare Pods) they refer to; `kind` tells them apart, `List` documents (`kubectl get -o
+//! yaml`) are flattened. Every namespace holding a workload or TrafficTarget of the input counts
+//! as enrolled in the mesh (it gets a namespace-wide deny-all baseline).
 //! `--from-cluster` reads the same kinds from all namespaces of the current kubeconfig cluster;
 //! workloads count only in namespaces enrolled in a mesh (label `openservicemesh.io/monitored-by`,
-//! `istio.io/rev` or `istio-injection=enabled`).
+//! `istio.io/rev` or `istio-injection=enabled`), and those namespaces get the baseline.
+//! `--overrides FILE` reads narrowing overrides (`overrides:` followed by the list
+//! `spec.traffic.translation.overrides` takes).
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 
 use clap::{Args, ValueEnum};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource, ResourceExt};
 use mesh_crds::smi::{HTTPRouteGroup, TCPRoute, TrafficSplit, TrafficTarget};
 use mesh_crds::{Notification, NotificationLevel};
-use mesh_provisioner::translate::{Target, TranslationInput, notification_line, object_ref, translate};
+use mesh_provisioner::translate::{
+    Target, TranslateOptions, TranslationInput, notification_line, object_ref, translate_with,
+};
 use serde::de::DeserializeOwned;
 
 /// Exit code: translated without ERROR.
@@ -60,6 +66,10 @@ pub struct TranslateArgs {
     /// Read the objects from all namespaces of the current kubeconfig cluster instead of a file.
     #[arg(long)]
     pub from_cluster: bool,
+    /// YAML file of narrowing overrides: `overrides:` and a list as in
+    /// `spec.traffic.translation.overrides`. Each is used only if proven inside its SMI match.
+    #[arg(long, value_name = "FILE")]
+    pub overrides: Option<String>,
 }
 
 /// `--target`.
@@ -129,7 +139,14 @@ pub async fn run_with(
         TargetArg::GatewayApi => Target::GatewayApi,
         TargetArg::Istio => Target::Istio,
     };
-    let translation = translate(&input, target);
+    let overrides = match args.overrides.as_deref().map(read_overrides).transpose() {
+        Ok(overrides) => overrides.unwrap_or_default(),
+        Err(message) => {
+            let _ = writeln!(stderr, "error: {message}");
+            return EXIT_INPUT;
+        }
+    };
+    let translation = translate_with(&input, &TranslateOptions { target, overrides, ..TranslateOptions::default() });
     let rendered = match args.output {
         OutputFormat::Yaml => translation.to_yaml(),
         OutputFormat::Json => translation.to_json().map(|json| json + "\n"),
@@ -164,6 +181,14 @@ fn read_input(path: &str, stdin: &mut dyn Read) -> Result<(TranslationInput, Vec
         (path.to_string(), std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?)
     };
     TranslationInput::from_yaml_str(&text).map_err(|e| format!("{name}: {e}"))
+}
+
+/// Reads `--overrides`.
+fn read_overrides(path: &str) -> Result<Vec<mesh_crds::TranslationOverride>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
+    let spec: mesh_crds::TranslationSpec = serde_yaml::from_str(&text)
+        .map_err(|e| format!("{path}: not a list of overrides (`overrides: [...]`): {e}"))?;
+    Ok(spec.overrides)
 }
 
 fn is_enrolled(namespace: &Namespace) -> bool {
@@ -224,6 +249,13 @@ async fn read_cluster() -> Result<(TranslationInput, Vec<Notification>), Cluster
             .into_iter()
             .filter(|s| in_mesh(s.namespace()))
             .collect(),
+        jobs: list_all::<Job>(&client, &mut notes).await?.into_iter().filter(|j| in_mesh(j.namespace())).collect(),
+        pods: list_all::<Pod>(&client, &mut notes)
+            .await?
+            .into_iter()
+            .filter(|p| in_mesh(p.namespace()) && p.owner_references().is_empty())
+            .collect(),
+        namespaces: enrolled.iter().cloned().collect(),
     };
     Ok((input, notes))
 }
@@ -292,6 +324,7 @@ spec:
         assert_eq!(code, EXIT_OK);
         let list: serde_json::Value = serde_json::from_str(&out).expect("json");
         assert_eq!(list["kind"], "List");
+        // The mysql policy and the namespace baseline.
         assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
     }
 
@@ -301,6 +334,21 @@ spec:
         assert_eq!(code, EXIT_ERRORS);
         assert_eq!(out, "");
         assert!(err.lines().any(|l| l.starts_with("ERROR TrafficTarget/bookwarehouse/mysql: ")), "{err}");
+    }
+
+    #[tokio::test]
+    async fn overrides_file_narrows_the_article_regexes() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../provisioner/tests/fixtures/translate/overrides");
+        let input = std::fs::read_to_string(format!("{dir}/input.yaml")).expect("fixture");
+        let overrides = format!("{dir}/overrides.yaml");
+        let (code, out, err) = run_text(&input, &[]).await;
+        assert_eq!(code, EXIT_ERRORS, "{err}");
+        let (code, with, err) = run_text(&input, &["--overrides", &overrides]).await;
+        assert_eq!(code, EXIT_OK, "{err}");
+        assert!(with.contains("/buy-a-book/new") && !out.contains("/buy-a-book/new"), "{with}");
+        let (code, _, err) = run_text(&input, &["--overrides", "/nonexistent.yaml"]).await;
+        assert_eq!(code, EXIT_INPUT);
+        assert!(err.contains("/nonexistent.yaml"), "{err}");
     }
 
     #[tokio::test]

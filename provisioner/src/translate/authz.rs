@@ -1,446 +1,400 @@
-//! TrafficTarget → Istio `security.istio.io/v1` AuthorizationPolicy (ALLOW).
+//! TrafficTarget → Istio `security.istio.io/v1` AuthorizationPolicies, following OSM v1.2.4's
+//! enforcement ([`super::enforcement`]).
 //!
-//! Per TrafficTarget and destination workload (a Deployment or StatefulSet of the destination
-//! ServiceAccount in the TrafficTarget's namespace) one ALLOW policy selects the workload's pods
-//! by their pod-template labels. Each granted HTTPRouteGroup match becomes one rule (more when a
-//! header needs a prefix-and-suffix pair): `from` the source principals, `to` its paths and
-//! methods, `when` its headers. Each TCPRoute becomes a rule on `ports`.
+//! Per destination workload (a workload of the destination ServiceAccount in the TrafficTarget's
+//! namespace, selected by its pod-template labels):
+//! - `<tt>-<workload>` (ALLOW), one per TrafficTarget: a rule per (route it grants, L4 port
+//!   set) — `from` the principals, `to` the route's paths/methods (and `ports` when the callers'
+//!   L4 grant is not every port), `when` its headers — plus a `ports` rule for the TCP ports its
+//!   L4 grant covers;
+//! - `first-match-<workload>` (DENY), when routes conflict ([`super::enforcement::Conflict`]): per
+//!   route that another route overlaps with callers it does not admit, a rule denying requests
+//!   of that route's match (widened where inexpressible) from everyone but its principals
+//!   (`notPrincipals`), on every port but the workload's TCP ports (Istio ignores HTTP fields of a
+//!   DENY rule on TCP and would deny the whole port). With the ALLOWs this admits a request iff
+//!   every matching route admits the caller: what OSM does under every route order.
 //!
-//! Istio allows everything to a workload that no ALLOW policy selects, SMI denies. So every
-//! enrolled workload also gets a baseline `deny-all-<workload>` (an ALLOW policy without rules):
-//! deny-by-default then holds whether or not any of its TrafficTargets could be translated.
+//! L4 (OSM's network RBAC, first on HTTP and TCP chains): a caller reaches port `p` only if some
+//! TrafficTarget with a [`L4`] grant covering `p` lists it; `sources: []` is any mesh identity
+//! (`principals: ["*"]`, authenticated only). An HTTP rule therefore carries `ports` unless every
+//! caller it names may reach every port. TCP rules (`ports` only) are emitted for ports a Service
+//! declares TCP (`appProtocol: tcp` or a `tcp-` port name, for OSM and Istio alike); on an HTTP
+//! port a ports-only rule would admit every HTTP request.
 //!
 //! Never wider than OSM:
 //! - a rule always names its principals (a rule without `from` would admit every source);
 //! - a match that cannot be expressed exactly is translated narrower (WARNING) or not at all
-//!   (ERROR); a header condition is never dropped, only alternatives of it;
-//! - a policy is not emitted for a workload whose labels also select pods of another
-//!   ServiceAccount (it would grant that ServiceAccount too): ERROR;
-//! - an HTTP rule always carries an HTTP-only field (`paths: ["*"]` if nothing else), so Istio
-//!   does not apply it to TCP connections (OSM granted TCP only through TCPRoutes);
-//! - TCPRoute ports become `ports` only where a Service declares the workload's port
-//!   `appProtocol: tcp` (both meshes then treat it as opaque TCP); on an HTTP port Istio would
-//!   admit every HTTP request, OSM only the HTTPRouteGroup matches.
+//!   (ERROR) ([`super::operations`]); DENY rules are only ever widened;
+//! - no policy is emitted for a workload whose labels also select pods of another ServiceAccount
+//!   (it would grant that ServiceAccount too): ERROR, and the namespace baseline denies it;
+//! - an HTTP rule always carries an HTTP-only field (`paths: ["*"]` if nothing else).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
-use kube::api::ObjectMeta;
-use mesh_crds::NotificationLevel;
-use mesh_crds::istio::{
-    AuthorizationPolicy, AuthorizationPolicySpec, AuthorizationRule, Condition, Operation, RuleFrom, RuleTo, Source,
-    WorkloadSelector,
-};
+use mesh_crds::TranslationOverride;
+use mesh_crds::istio::{AuthorizationRule, Operation, RuleFrom, RuleTo, Source};
 
-use super::SOURCE_ANNOTATION;
+use super::enforcement::{self, Destination};
 use super::index::Index;
 use super::names::{self, Planned};
-use super::notify::{Notes, quote};
-use super::regex_analysis::{Alternative, Analyzer, Domain, IstioForm, IstioMatch};
-use super::resolve::{GrantedMatch, ResolvedTarget};
+use super::notify::{Notes, object_ref};
+use super::operations::{self, Allowed};
+use super::overrides::{self, MatchOverride};
+use super::policies::Draft;
+use super::regex_analysis::Analyzer;
+use super::regex_sets::Languages;
+use super::resolve::{L4, OsmPrincipals, ResolvedTarget};
 
-/// Rules one match may expand to (combinations of header alternatives).
-const MAX_RULES_PER_MATCH: usize = 16;
-
-/// A policy before its final name.
-struct Draft {
-    planned: Planned,
-    labels: BTreeMap<String, String>,
-    rules: Vec<AuthorizationRule>,
-    source: String,
+/// The ports an L4 grant covers for one caller.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ports {
+    Every,
+    Some(BTreeSet<i32>),
 }
 
-/// The policies for every resolved TrafficTarget plus the deny-all baselines.
-pub(crate) fn translate_targets(
-    targets: &[ResolvedTarget<'_>],
-    index: &Index<'_>,
-    analyzer: &mut Analyzer,
-    notes: &mut Notes,
-) -> Vec<AuthorizationPolicy> {
-    let mut drafts: Vec<Draft> = Vec::new();
-    let mut overlap_cache: HashMap<usize, Vec<usize>> = HashMap::new();
-    for target in targets {
-        let from = vec![RuleFrom { source: Source { principals: target.principals.clone(), ..Default::default() } }];
-        let mut http_rules: Vec<AuthorizationRule> = Vec::new();
-        for grant in &target.http {
-            match http_rules_of(grant, &from, analyzer) {
-                Ok(outcome) => {
-                    for (level, message) in outcome.messages {
-                        notes.push(level, &target.object, message);
-                    }
-                    http_rules.extend(outcome.rules);
-                }
-                Err(message) => notes.error(&target.object, message),
+impl Ports {
+    fn union(self, other: &L4) -> Ports {
+        match (self, other) {
+            (Ports::Every, _) | (_, L4::Any) => Ports::Every,
+            (Ports::Some(mut a), L4::Ports(b)) => {
+                a.extend(b);
+                Ports::Some(a)
             }
-        }
-        let workloads = index.workloads_of(target.namespace, target.destination);
-        if workloads.is_empty() {
-            notes.error(
-                &target.object,
-                format!(
-                    "no Deployment or StatefulSet in the input runs as ServiceAccount {}/{}, so no policy can select the destination pods; if such pods exist (another controller, a bare Pod), Istio allows all traffic to them: add their workload to the input",
-                    target.namespace, target.destination
-                ),
-            );
-            continue;
-        }
-        for &w in workloads {
-            let workload = &index.workloads[w];
-            if workload.labels.is_empty() {
-                notes.error(
-                    &target.object,
-                    format!(
-                        "{} has no pod-template labels to select its pods by; no policy is generated for it",
-                        workload.reference()
-                    ),
-                );
-                continue;
-            }
-            let overlapping = overlap_cache.entry(w).or_insert_with(|| {
-                index
-                    .select(workload.namespace, workload.labels)
-                    .into_iter()
-                    .filter(|&o| index.workloads[o].service_account != workload.service_account)
-                    .collect()
-            });
-            if let Some(&other) = overlapping.first() {
-                let other = &index.workloads[other];
-                notes.error(
-                    &target.object,
-                    format!(
-                        "the pod labels of {} ({}) also select the pods of {}, which runs as ServiceAccount {}: a policy selecting them would grant that ServiceAccount this access too, so none is generated for {} (it is denied everything); give its pod template a label the other workload lacks",
-                        workload.reference(),
-                        labels_text(workload.labels),
-                        other.reference(),
-                        other.service_account,
-                        workload.name
-                    ),
-                );
-                continue;
-            }
-            let last = workloads.last() == Some(&w);
-            let mut rules = if last { std::mem::take(&mut http_rules) } else { http_rules.clone() };
-            rules.extend(tcp_rules(target, w, index, &from, notes));
-            let mut unique: Vec<AuthorizationRule> = Vec::with_capacity(rules.len());
-            for rule in rules {
-                if !unique.contains(&rule) {
-                    unique.push(rule);
-                }
-            }
-            let mut rules = unique;
-            // Defense in depth: a rule without principals would admit every source.
-            rules.retain(|r| !r.from.is_empty() && r.from.iter().all(|f| !f.source.principals.is_empty()));
-            if rules.is_empty() {
-                continue;
-            }
-            drafts.push(Draft {
-                planned: Planned {
-                    namespace: target.namespace.to_string(),
-                    name: names::fit(&format!("{}-{}", target.name, workload.name)),
-                    identity: format!("{}|{}/{}/{}", target.object, workload.kind, workload.namespace, workload.name),
-                },
-                labels: workload.labels.clone(),
-                rules,
-                source: target.object.clone(),
-            });
-        }
-    }
-    for workload in &index.workloads {
-        if workload.labels.is_empty() {
-            notes.warning(
-                &workload.reference(),
-                "no pod-template labels: no deny-all baseline can select its pods, so Istio allows all traffic to them unless another policy selects them",
-            );
-            continue;
-        }
-        let reference = workload.reference();
-        drafts.push(Draft {
-            planned: Planned {
-                namespace: workload.namespace.to_string(),
-                name: names::fit(&format!("deny-all-{}", workload.name)),
-                identity: format!("deny-all|{reference}"),
-            },
-            labels: workload.labels.clone(),
-            rules: Vec::new(),
-            source: reference,
-        });
-    }
-    let planned: Vec<&Planned> = drafts.iter().map(|d| &d.planned).collect();
-    let (final_names, renamed) = names::resolve(&planned);
-    for (identity, name) in renamed {
-        let object = identity.split('|').next().unwrap_or_default().to_string();
-        let object =
-            if object == "deny-all" { identity.split('|').nth(1).unwrap_or_default().to_string() } else { object };
-        notes.info(&object, format!("generated AuthorizationPolicy names collide; one is named {name}"));
-    }
-    let mut policies: Vec<AuthorizationPolicy> = drafts
-        .into_iter()
-        .zip(final_names)
-        .map(|(draft, name)| AuthorizationPolicy {
-            metadata: ObjectMeta {
-                name: Some(name),
-                namespace: Some(draft.planned.namespace),
-                annotations: Some(BTreeMap::from([(SOURCE_ANNOTATION.to_string(), draft.source)])),
-                ..Default::default()
-            },
-            spec: AuthorizationPolicySpec {
-                selector: Some(WorkloadSelector { match_labels: draft.labels }),
-                action: Some("ALLOW".to_string()),
-                rules: draft.rules,
-            },
-        })
-        .collect();
-    policies.sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
-    policies
-}
-
-fn labels_text(labels: &BTreeMap<String, String>) -> String {
-    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
-}
-
-struct HttpOutcome {
-    rules: Vec<AuthorizationRule>,
-    messages: Vec<(NotificationLevel, String)>,
-}
-
-fn is_token(value: &str) -> bool {
-    !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-fn strings(form: &IstioForm) -> Vec<String> {
-    form.alternatives
-        .iter()
-        .filter_map(|a| match a {
-            Alternative::One(m) => Some(m.to_istio()),
-            Alternative::PrefixAndSuffix(..) => None,
-        })
-        .collect()
-}
-
-fn describe(form: &IstioForm) -> String {
-    form.alternatives
-        .iter()
-        .map(|a| match a {
-            Alternative::One(m) => format!("{:?}", m.to_istio()),
-            Alternative::PrefixAndSuffix(p, s) => format!("{:?} and {:?}", format!("{p}*"), format!("*{s}")),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-const REWRITE_HINT: &str = "rewrite the regex as a literal, a literal followed by `.*`, or `.*` followed by a literal (or list the alternatives with `|`)";
-
-/// `match "<name>" of HTTPRouteGroup/ns/name`, formatted only when a message needs it.
-struct Label<'l>(&'l str, &'l str);
-
-impl std::fmt::Display for Label<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "match {:?} of {}", self.0, self.1)
-    }
-}
-
-/// The rules for one granted match, or an ERROR message.
-fn http_rules_of(grant: &GrantedMatch<'_>, from: &[RuleFrom], analyzer: &mut Analyzer) -> Result<HttpOutcome, String> {
-    let m = grant.http_match;
-    let label = Label(&m.name, &grant.group_ref);
-    let not_translated = "this match is not translated, so the requests it allowed are denied";
-    let mut messages = Vec::new();
-
-    // Paths.
-    let mut paths: Option<Vec<String>> = None;
-    if let Some(regex) = m.path_regex.as_deref().filter(|p| !p.is_empty()) {
-        let analysis = analyzer.analyze(regex, Domain::Path);
-        let form = analysis.as_ref().as_ref().map_err(|reason| {
-            format!("{label}: path regex {} cannot be expressed with Istio's exact/prefix/suffix path matching: {reason}; {not_translated}; {REWRITE_HINT}", quote(regex))
-        })?;
-        if form.alternatives.is_empty() {
-            messages.push((NotificationLevel::Info, format!("{label}: path regex {} matches no path (paths start with '/'), so it never allowed anything; nothing to translate", quote(regex))));
-            return Ok(HttpOutcome { rules: Vec::new(), messages });
-        }
-        if !form.is_exact() {
-            messages.push((
-                NotificationLevel::Warning,
-                format!("{label}: path regex {} is translated to the narrower {}: {}; requests it allowed outside those are denied", quote(regex), describe(form), form.narrowing()),
-            ));
-        }
-        if !form.matches_anything() {
-            paths = Some(strings(form));
+            (ports, L4::Dropped) => ports,
         }
     }
 
-    // Methods.
-    let mut methods: Option<Vec<String>> = None;
-    if !m.methods.is_empty() && !m.methods.iter().any(|x| x == "*") {
-        let mut list = Vec::new();
-        for method in &m.methods {
-            if !is_token(method) {
-                continue; // No request carries such a method: leaving it out changes nothing.
-            }
-            if method.contains('*') {
-                messages.push((NotificationLevel::Warning, format!("{label}: method {method:?} contains '*', which Istio would read as a wildcard; it is left out (narrower)")));
-                continue;
-            }
-            if !list.contains(method) {
-                list.push(method.clone());
-            }
-        }
-        if list.is_empty() {
-            messages.push((
-                NotificationLevel::Info,
-                format!("{label}: no usable method, so it never allowed anything; nothing to translate"),
-            ));
-            return Ok(HttpOutcome { rules: Vec::new(), messages });
-        }
-        methods = Some(list);
+    fn is_none(&self) -> bool {
+        matches!(self, Ports::Some(p) if p.is_empty())
     }
+}
 
-    // Headers: each is AND'ed; a header's alternatives are OR'ed.
-    let mut combinations: Vec<Vec<Condition>> = vec![Vec::new()];
-    for (name, regex) in &grant.headers {
-        let lower = name.to_ascii_lowercase();
-        if lower == "host" || lower.starts_with(':') {
-            return Err(format!(
-                "{label}: header {name} cannot be matched exactly in Istio (the authority is compared case-insensitively there); {not_translated}"
-            ));
-        }
-        if !is_token(&lower) || lower.contains(['[', ']']) {
-            return Err(format!("{label}: {name:?} is not a valid header name; {not_translated}"));
-        }
-        let analysis = analyzer.analyze(regex, Domain::HeaderValue);
-        let form = analysis.as_ref().as_ref().map_err(|reason| {
-            format!("{label}: header {name} regex {} cannot be expressed with Istio's exact/prefix/suffix/presence matching: {reason}; {not_translated}; {REWRITE_HINT}", quote(regex))
-        })?;
-        if form.alternatives.is_empty() {
-            messages.push((NotificationLevel::Info, format!("{label}: header {name} regex {} matches no value, so it never allowed anything; nothing to translate", quote(regex))));
-            return Ok(HttpOutcome { rules: Vec::new(), messages });
-        }
-        if !form.is_exact() {
-            messages.push((
-                NotificationLevel::Warning,
-                format!("{label}: header {name} regex {} is translated to the narrower {}: {}; requests it allowed outside those are denied", quote(regex), describe(form), form.narrowing()),
-            ));
-        }
-        let key = format!("request.headers[{lower}]");
-        let mut options: Vec<Vec<Condition>> = Vec::new();
-        let singles = strings(form);
-        if !singles.is_empty() {
-            options.push(vec![Condition { key: key.clone(), values: singles, not_values: Vec::new() }]);
-        }
-        for alternative in &form.alternatives {
-            if let Alternative::PrefixAndSuffix(prefix, suffix) = alternative {
-                options.push(vec![
-                    Condition {
-                        key: key.clone(),
-                        values: vec![IstioMatch::Prefix(prefix.clone()).to_istio()],
-                        not_values: Vec::new(),
-                    },
-                    Condition {
-                        key: key.clone(),
-                        values: vec![IstioMatch::Suffix(suffix.clone()).to_istio()],
-                        not_values: Vec::new(),
-                    },
-                ]);
-            }
-        }
-        if combinations.len().saturating_mul(options.len()) > MAX_RULES_PER_MATCH {
-            return Err(format!(
-                "{label}: its header alternatives need more than {MAX_RULES_PER_MATCH} rules; {not_translated}; simplify the header regexes"
-            ));
-        }
-        combinations = combinations
+/// The L4 grants of one destination.
+struct L4Table<'t> {
+    grants: Vec<(&'t OsmPrincipals, &'t L4)>,
+}
+
+impl<'t> L4Table<'t> {
+    fn new(destination: &Destination<'_>, targets: &'t [ResolvedTarget<'t>]) -> Self {
+        let grants = destination
+            .targets
             .iter()
-            .flat_map(|base| {
-                options.iter().map(move |option| {
-                    let mut next = base.clone();
-                    next.extend(option.iter().cloned());
-                    next
-                })
-            })
+            .map(|&t| (&*targets[t].principals, &targets[t].l4))
+            .filter(|(_, l4)| **l4 != L4::Dropped)
             .collect();
+        L4Table { grants }
     }
 
-    let rules = combinations
-        .into_iter()
-        .map(|when| {
-            let mut operation = Operation {
-                methods: methods.clone().unwrap_or_default(),
-                paths: paths.clone().unwrap_or_default(),
-                ..Default::default()
-            };
-            if operation.methods.is_empty() && operation.paths.is_empty() && when.is_empty() {
-                // Keep the rule HTTP-only: without any HTTP field Istio would also admit TCP.
-                operation.paths = vec![IstioMatch::Presence.to_istio()];
+    /// The ports `principal` (`None`: any identity not named anywhere) may connect to.
+    fn ports_of(&self, principal: Option<&str>) -> Ports {
+        self.grants
+            .iter()
+            .filter(|(p, _)| p.is_any() || principal.is_some_and(|x| p.admits(x)))
+            .fold(Ports::Some(BTreeSet::new()), |acc, (_, l4)| acc.union(l4))
+    }
+
+    fn named(&self) -> BTreeSet<&'t str> {
+        self.grants.iter().flat_map(|(p, _)| p.named().map(String::as_str)).collect()
+    }
+
+    /// Callers grouped by the ports they may reach (callers reaching none are left out).
+    fn classes(&self, principals: &OsmPrincipals) -> BTreeMap<Ports, Vec<String>> {
+        let mut out: BTreeMap<Ports, Vec<String>> = BTreeMap::new();
+        if principals.is_any() {
+            let others = self.ports_of(None);
+            for named in self.named() {
+                let ports = self.ports_of(Some(named));
+                if ports != others {
+                    out.entry(ports).or_default().push(named.to_string());
+                }
             }
-            let to = if operation == Operation::default() { Vec::new() } else { vec![RuleTo { operation }] };
-            AuthorizationRule { from: from.to_vec(), to, when }
-        })
-        .collect();
-    Ok(HttpOutcome { rules, messages })
+            out.entry(others).or_default().push("*".to_string());
+        } else {
+            for named in principals.named() {
+                out.entry(self.ports_of(Some(named))).or_default().push(named.clone());
+            }
+        }
+        out.retain(|ports, _| !ports.is_none());
+        out
+    }
 }
 
-/// The `ports` rules of a target's TCPRoutes for workload `w`.
-fn tcp_rules(
-    target: &ResolvedTarget<'_>,
-    w: usize,
-    index: &Index<'_>,
-    from: &[RuleFrom],
-    notes: &mut Notes,
-) -> Vec<AuthorizationRule> {
-    if target.tcp.is_empty() {
-        return Vec::new();
+fn rule(principals: Vec<String>, operation: Operation, when: Vec<mesh_crds::istio::Condition>) -> AuthorizationRule {
+    let to = if operation == Operation::default() { Vec::new() } else { vec![RuleTo { operation }] };
+    AuthorizationRule { from: vec![RuleFrom { source: Source { principals, ..Default::default() } }], to, when }
+}
+
+fn port_strings(ports: &BTreeSet<i32>) -> Vec<String> {
+    ports.iter().map(ToString::to_string).collect()
+}
+
+/// Shared state of one translation's authorization part.
+pub(crate) struct Authz<'s, 'a> {
+    pub targets: &'a [ResolvedTarget<'a>],
+    pub index: &'s Index<'a>,
+    pub analyzer: &'s mut Analyzer,
+    pub languages: &'s mut Languages,
+    pub overrides: &'s [TranslationOverride],
+    pub notes: &'s mut Notes,
+}
+
+impl Authz<'_, '_> {
+    /// The ALLOW and DENY drafts of every destination.
+    pub(crate) fn drafts(&mut self) -> Vec<Draft> {
+        let destinations = enforcement::destinations(self.targets, self.languages);
+        let mut used = vec![false; self.overrides.len()];
+        let mut drafts = Vec::new();
+        for destination in &destinations {
+            self.report_conflicts(destination);
+            let shapes: Vec<Option<Allowed>> =
+                destination.routes.iter().map(|route| self.allowed(destination, route, &mut used)).collect();
+            self.destination_drafts(destination, &shapes, &mut drafts);
+        }
+        overrides::report_unused(self.overrides, &used, self.notes);
+        drafts
     }
-    let workload = &index.workloads[w];
-    let tcp_ports = index.tcp_ports(w);
-    let mut rules = Vec::new();
-    for (route, route_ref) in &target.tcp {
-        let wanted = &route.spec.matches.ports;
-        let ports: Vec<i32> = if wanted.is_empty() {
-            notes.info(
-                &target.object,
+
+    fn target_refs(&self, destination: &Destination<'_>, routes: &[usize]) -> Vec<String> {
+        let refs: BTreeSet<&str> = routes
+            .iter()
+            .flat_map(|&r| destination.routes[r].origins.iter().map(|o| self.targets[o.target].object.as_str()))
+            .collect();
+        refs.into_iter().map(str::to_string).collect()
+    }
+
+    fn report_conflicts(&mut self, destination: &Destination<'_>) {
+        let mut seen = BTreeSet::new();
+        for conflict in &destination.conflicts {
+            let pair = (conflict.admitting.min(conflict.denying), conflict.admitting.max(conflict.denying));
+            if !seen.insert(pair) {
+                continue;
+            }
+            let describe = |r: usize| {
+                let route = &destination.routes[r];
+                let matches: BTreeSet<&str> = route.origins.iter().map(|o| &*o.label).collect();
                 format!(
-                    "{route_ref} lists no ports: OSM grants every port, translated as the TCP ports (appProtocol: tcp) of {}: {}",
-                    workload.reference(),
-                    if tcp_ports.is_empty() { "none".to_string() } else { format!("{tcp_ports:?}") }
-                ),
+                    "{} (granted by {}, admitting {:?})",
+                    matches.into_iter().collect::<Vec<_>>().join(" and "),
+                    self.target_refs(destination, &[r]).join(", "),
+                    route.principals.istio()
+                )
+            };
+            let message = format!(
+                "route order: {} and {} can match the same request; OSM does not fix which comes first (it follows TrafficTarget order) and admits only the first one's callers, so where both match only callers both admit are allowed (DENY policy first-match-<workload>), the others are denied there",
+                describe(pair.0),
+                describe(pair.1),
             );
-            tcp_ports.clone()
-        } else {
-            let mut kept = Vec::new();
-            for port in wanted {
-                if tcp_ports.contains(port) {
-                    if !kept.contains(port) {
-                        kept.push(*port);
+            for object in self.target_refs(destination, &[pair.0, pair.1]) {
+                self.notes.warning(&object, message.clone());
+            }
+        }
+    }
+
+    /// The ALLOW shapes of a route (`None` after an ERROR), overrides applied.
+    fn allowed(
+        &mut self,
+        destination: &Destination<'_>,
+        route: &enforcement::Route<'_>,
+        used: &mut [bool],
+    ) -> Option<Allowed> {
+        let mut accepted = MatchOverride::default();
+        for origin in &route.origins {
+            let target = &self.targets[origin.target];
+            for (i, o) in self.overrides.iter().enumerate() {
+                let names_it = o.namespace == target.namespace
+                    && o.traffic_target == target.name
+                    && o.match_name == *origin.match_name
+                    && o.route_group
+                        .as_deref()
+                        .is_none_or(|g| *origin.group_ref == *object_ref("HTTPRouteGroup", target.namespace, g));
+                if !names_it {
+                    continue;
+                }
+                used[i] = true;
+                match overrides::check(o, route.key.path, route.key.headers, self.languages) {
+                    Ok(found) => {
+                        if let Some(paths) = found.paths {
+                            accepted.paths.get_or_insert_with(Vec::new).extend(paths);
+                        }
+                        for (name, values) in found.headers {
+                            match accepted.headers.iter_mut().find(|(n, _)| *n == name) {
+                                Some((_, list)) => list.extend(values),
+                                None => accepted.headers.push((name, values)),
+                            }
+                        }
                     }
-                } else {
-                    notes.warning(
+                    Err(reason) => self.notes.error(
                         &target.object,
                         format!(
-                            "{route_ref} port {port}: no Service declares container port {port} of {} with appProtocol: tcp; OSM applies TCPRoutes to TCP ports only and Istio would admit all HTTP requests on an HTTP port, so it is not translated (narrower); declare the Service port with appProtocol: tcp",
+                            "{} is refused: {reason}; the match is translated without it",
+                            overrides::describe(i, o)
+                        ),
+                    ),
+                }
+            }
+        }
+        let label: Rc<str> = Rc::clone(&route.origins[0].label);
+        let result = operations::allow_shapes(&route.key, &label, &accepted, self.analyzer, self.languages);
+        let objects = self.target_refs(destination, &[route_index(destination, route)]);
+        match result {
+            Ok(allowed) => {
+                for object in &objects {
+                    for (level, message) in &allowed.messages {
+                        self.notes.push(*level, object, message.clone());
+                    }
+                }
+                Some(allowed)
+            }
+            Err(message) => {
+                for object in &objects {
+                    self.notes.error(object, message.clone());
+                }
+                None
+            }
+        }
+    }
+
+    fn destination_drafts(&mut self, destination: &Destination<'_>, shapes: &[Option<Allowed>], out: &mut Vec<Draft>) {
+        let index = self.index;
+        let (namespace, service_account) = (destination.namespace, destination.service_account);
+        let workloads = index.workloads_of(namespace, service_account);
+        let all_targets: Vec<String> = destination.targets.iter().map(|&t| self.targets[t].object.clone()).collect();
+        if workloads.is_empty() {
+            for object in &all_targets {
+                self.notes.error(
+                    object,
+                    format!(
+                        "no workload in the input runs as ServiceAccount {namespace}/{service_account}, so no policy can select the destination pods; if such pods exist, the namespace baseline denies them everything: add their workload to the input"
+                    ),
+                );
+            }
+            return;
+        }
+        let table = L4Table::new(destination, self.targets);
+        let mut classes: BTreeMap<*const OsmPrincipals, BTreeMap<Ports, Vec<String>>> = BTreeMap::new();
+        let denying = destination.denying_routes();
+        for &w in workloads {
+            let workload = &index.workloads[w];
+            if let Some(problem) = index.unselectable(w) {
+                for object in &all_targets {
+                    self.notes.error(
+                        object,
+                        format!(
+                            "{problem}; no policy is generated for {}, the namespace baseline denies it everything",
                             workload.reference()
                         ),
                     );
                 }
+                self.notes.info(
+                    &workload.reference(),
+                    format!("loses the access OSM gave it (as ServiceAccount {namespace}/{service_account}, through {}): the namespace baseline denies it everything", all_targets.join(", ")),
+                );
+                continue;
             }
-            kept
-        };
-        if ports.is_empty() {
-            continue;
+            let tcp_ports = index.tcp_ports(w);
+            for &t in &destination.targets {
+                let target = &self.targets[t];
+                let mut rules: Vec<AuthorizationRule> = Vec::new();
+                for (r, route) in destination.routes.iter().enumerate() {
+                    if !route.origins.iter().any(|o| o.target == t) {
+                        continue;
+                    }
+                    let Some(allowed) = &shapes[r] else { continue };
+                    // A TrafficTarget admitting any identity carries the merged route's set, which
+                    // another TrafficTarget's sources may have narrowed (OSM unites the sets).
+                    let principals = if target.principals.is_any() { &route.principals } else { &target.principals };
+                    let callers_by_ports =
+                        classes.entry(Rc::as_ptr(principals)).or_insert_with(|| table.classes(principals));
+                    for (ports, callers) in callers_by_ports.iter() {
+                        for shape in &allowed.shapes {
+                            let mut operation = shape.operation.clone();
+                            if let Ports::Some(list) = ports {
+                                operation.ports = port_strings(list);
+                            }
+                            rules.push(rule(callers.clone(), operation, shape.when.clone()));
+                        }
+                    }
+                }
+                rules.extend(tcp_rule(target, &tcp_ports));
+                let mut unique: Vec<AuthorizationRule> = Vec::with_capacity(rules.len());
+                for rule in rules {
+                    if !unique.contains(&rule) {
+                        unique.push(rule);
+                    }
+                }
+                // Defense in depth: a rule without principals would admit every source.
+                unique.retain(|r| !r.from.is_empty() && r.from.iter().all(|f| !f.source.principals.is_empty()));
+                if unique.is_empty() {
+                    continue;
+                }
+                out.push(Draft {
+                    planned: Planned {
+                        namespace: namespace.to_string(),
+                        name: names::fit(&format!("{}-{}", target.name, workload.name)),
+                        identity: format!("{}|{}", target.object, workload.reference()),
+                    },
+                    selector: Some(workload.labels.clone()),
+                    action: "ALLOW",
+                    rules: unique,
+                    source: target.object.clone(),
+                });
+            }
+            if !denying.is_empty() {
+                let rules = denying.iter().map(|&j| self.deny_rule(&destination.routes[j], &tcp_ports)).collect();
+                out.push(Draft {
+                    planned: Planned {
+                        namespace: namespace.to_string(),
+                        name: names::fit(&format!("first-match-{}", workload.name)),
+                        identity: format!("first-match|{}", workload.reference()),
+                    },
+                    selector: Some(workload.labels.clone()),
+                    action: "DENY",
+                    rules,
+                    source: object_ref("ServiceAccount", namespace, service_account),
+                });
+            }
         }
-        rules.push(AuthorizationRule {
-            from: from.to_vec(),
-            to: vec![RuleTo {
-                operation: Operation { ports: ports.iter().map(ToString::to_string).collect(), ..Default::default() },
-            }],
-            when: Vec::new(),
-        });
     }
-    rules
+
+    fn deny_rule(&mut self, route: &enforcement::Route<'_>, tcp_ports: &[i32]) -> AuthorizationRule {
+        let (shape, _widened) = operations::deny_shape(&route.key, self.analyzer);
+        let mut operation = shape.operation;
+        operation.not_ports = tcp_ports.iter().map(ToString::to_string).collect();
+        let not_principals = route.principals.istio();
+        let from = if not_principals.is_empty() {
+            Vec::new() // It admits no translatable identity: deny everyone.
+        } else {
+            vec![RuleFrom { source: Source { not_principals, ..Default::default() } }]
+        };
+        let to = if operation == Operation::default() { Vec::new() } else { vec![RuleTo { operation }] };
+        AuthorizationRule { from, to, when: shape.when }
+    }
+}
+
+fn route_index(destination: &Destination<'_>, route: &enforcement::Route<'_>) -> usize {
+    destination.routes.iter().position(|r| std::ptr::eq(r, route)).unwrap_or_default()
+}
+
+/// The `ports` rule of a TrafficTarget's L4 grant on a workload's TCP ports.
+fn tcp_rule(target: &ResolvedTarget<'_>, tcp_ports: &[i32]) -> Option<AuthorizationRule> {
+    let ports: BTreeSet<i32> = match &target.l4 {
+        L4::Dropped => return None,
+        L4::Any => tcp_ports.iter().copied().collect(),
+        L4::Ports(listed) => listed.iter().copied().filter(|p| tcp_ports.contains(p)).collect(),
+    };
+    let principals = target.principals.istio();
+    if ports.is_empty() || principals.is_empty() {
+        return None;
+    }
+    Some(rule(principals, Operation { ports: port_strings(&ports), ..Default::default() }, Vec::new()))
 }
 
 /// The ERROR every TrafficTarget gets when only Gateway API is emitted.
 pub(crate) fn gateway_api_only(all: &[(String, String)], notes: &mut Notes) {
     for (namespace, name) in all {
         notes.error(
-            &super::notify::object_ref("TrafficTarget", namespace, name),
+            &object_ref("TrafficTarget", namespace, name),
             "not translated: Gateway API (Standard channel) has no authorization, so this access control has no equivalent in the output; translate with target istio (AuthorizationPolicy) or keep OSM enforcing it until a mesh authorization policy is in place",
         );
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServicePort};
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use mesh_crds::smi::{HTTPRouteGroup, TCPRoute};
@@ -20,7 +20,7 @@ pub(crate) fn namespace_of<K: ResourceExt>(object: &K) -> String {
     object.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
 }
 
-/// A Deployment or StatefulSet: pods with one ServiceAccount and one set of template labels.
+/// A Deployment, StatefulSet, Job or bare Pod: pods with one ServiceAccount and one set of labels.
 #[derive(Debug)]
 pub(crate) struct Workload<'a> {
     pub kind: &'static str,
@@ -58,12 +58,14 @@ impl PortInfo {
         }
     }
 
-    /// Declared TCP with `appProtocol` (tcp, tcp-server-first): both OSM and Istio then treat
-    /// the port as opaque TCP. Only such ports carry TCPRoute permissions.
+    /// Declared TCP: `appProtocol` tcp or tcp-server-first, or without `appProtocol` a name
+    /// starting `tcp-` (OSM's `ServiceToMeshServices`; Istio reads both the same way). Both meshes
+    /// then treat the port as opaque TCP, where only L4 grants apply.
     pub(crate) fn is_declared_tcp(&self) -> bool {
-        self.app_protocol
-            .as_deref()
-            .is_some_and(|p| p.eq_ignore_ascii_case("tcp") || p.eq_ignore_ascii_case("tcp-server-first"))
+        match self.app_protocol.as_deref() {
+            Some(p) => p.eq_ignore_ascii_case("tcp") || p.eq_ignore_ascii_case("tcp-server-first"),
+            None => self.name.as_deref().is_some_and(|n| n.starts_with("tcp-")),
+        }
     }
 
     /// A port Istio will not treat as HTTP (an HTTPRoute does not apply to it).
@@ -130,20 +132,29 @@ pub(crate) fn name_ref<K: Resource>(object: &K) -> &str {
     object.meta().name.as_deref().unwrap_or_default()
 }
 
-fn pod_workload<'a>(
+fn template_workload<'a>(
     kind: &'static str,
     namespace: &'a str,
     name: &'a str,
     template: &'a PodTemplateSpec,
     empty: &'a BTreeMap<String, String>,
 ) -> Workload<'a> {
-    let spec = template.spec.as_ref();
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref()).unwrap_or(empty);
+    pod_workload(kind, namespace, name, template.spec.as_ref(), labels)
+}
+
+fn pod_workload<'a>(
+    kind: &'static str,
+    namespace: &'a str,
+    name: &'a str,
+    spec: Option<&'a PodSpec>,
+    labels: &'a BTreeMap<String, String>,
+) -> Workload<'a> {
     #[allow(deprecated)]
     let service_account = spec
         .and_then(|s| s.service_account_name.as_deref().or(s.service_account.as_deref()))
         .filter(|s| !s.is_empty())
         .unwrap_or("default");
-    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref()).unwrap_or(empty);
     let named_ports = spec
         .map(|s| {
             s.containers
@@ -162,7 +173,7 @@ impl<'a> Index<'a> {
         let mut workloads: Vec<Workload<'a>> = Vec::new();
         for deployment in &input.deployments {
             if let Some(spec) = &deployment.spec {
-                workloads.push(pod_workload(
+                workloads.push(template_workload(
                     "Deployment",
                     namespace_ref(deployment),
                     name_ref(deployment),
@@ -173,8 +184,23 @@ impl<'a> Index<'a> {
         }
         for set in &input.stateful_sets {
             if let Some(spec) = &set.spec {
-                workloads.push(pod_workload("StatefulSet", namespace_ref(set), name_ref(set), &spec.template, empty));
+                workloads.push(template_workload(
+                    "StatefulSet",
+                    namespace_ref(set),
+                    name_ref(set),
+                    &spec.template,
+                    empty,
+                ));
             }
+        }
+        for job in &input.jobs {
+            if let Some(spec) = &job.spec {
+                workloads.push(template_workload("Job", namespace_ref(job), name_ref(job), &spec.template, empty));
+            }
+        }
+        for pod in &input.pods {
+            let labels = pod.metadata.labels.as_ref().unwrap_or(empty);
+            workloads.push(pod_workload("Pod", namespace_ref(pod), name_ref(pod), pod.spec.as_ref(), labels));
         }
         workloads.sort_by(|a, b| (a.namespace, a.name, a.kind).cmp(&(b.namespace, b.name, b.kind)));
         workloads.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name && a.kind == b.kind);
@@ -276,6 +302,32 @@ impl<'a> Index<'a> {
         ports.sort_unstable();
         ports.dedup();
         ports
+    }
+
+    /// Why no policy may select workload `i`'s pods by their labels, if so: it has none, or they
+    /// also select pods of another ServiceAccount (a policy would grant that one too).
+    pub(crate) fn unselectable(&self, i: usize) -> Option<String> {
+        let workload = &self.workloads[i];
+        if workload.labels.is_empty() {
+            return Some(format!("{} has no pod labels to select its pods by", workload.reference()));
+        }
+        let other = self
+            .select(workload.namespace, workload.labels)
+            .into_iter()
+            .map(|o| &self.workloads[o])
+            .find(|o| o.service_account != workload.service_account)?;
+        Some(format!(
+            "the pod labels of {} ({}) also select the pods of {}, which runs as ServiceAccount {}: a policy selecting them would grant that ServiceAccount this access too; give its pod template a label the other workload lacks",
+            workload.reference(),
+            workload.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            other.reference(),
+            other.service_account
+        ))
+    }
+
+    /// Namespaces holding a workload.
+    pub(crate) fn workload_namespaces(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.workloads.iter().map(|w| w.namespace)
     }
 
     /// Service by namespace and name.

@@ -2,7 +2,8 @@
 //! manifest file holds): documents are told apart by `kind`; `List` documents are flattened.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::ResourceExt;
 use mesh_crds::Notification;
 use mesh_crds::smi::{HTTPRouteGroup, TCPRoute, TrafficSplit, TrafficTarget};
@@ -12,8 +13,9 @@ use super::notify::{Notes, object_ref};
 
 /// Everything the translation reads: SMI objects and the Services and workloads they refer to.
 ///
-/// Every Deployment and StatefulSet is taken as a workload **enrolled in the mesh**: it gets a
-/// deny-all baseline policy. Pass only workloads of mesh namespaces.
+/// Every workload (Deployment, StatefulSet, Job, bare Pod) is taken as **enrolled in the mesh**.
+/// Pass only workloads of mesh namespaces, including those the installation does not manage:
+/// policies select pods by labels, so the translation must see every pod a selector could reach.
 #[derive(Clone, Debug, Default)]
 pub struct TranslationInput {
     /// `access.smi-spec.io/v1alpha3` TrafficTargets.
@@ -30,6 +32,13 @@ pub struct TranslationInput {
     pub deployments: Vec<Deployment>,
     /// `apps/v1` StatefulSets, like Deployments (the bookstore's mysql is one).
     pub stateful_sets: Vec<StatefulSet>,
+    /// `batch/v1` Jobs, like Deployments.
+    pub jobs: Vec<Job>,
+    /// `v1` Pods that no controller owns (pods with an owner are covered by their workload).
+    pub pods: Vec<Pod>,
+    /// The enrolled namespaces: each gets a deny-all baseline. Empty: every namespace holding a
+    /// workload or a TrafficTarget of the input.
+    pub namespaces: Vec<String>,
 }
 
 impl TranslationInput {
@@ -42,6 +51,8 @@ impl TranslationInput {
             + self.services.len()
             + self.deployments.len()
             + self.stateful_sets.len()
+            + self.jobs.len()
+            + self.pods.len()
     }
 
     /// Whether there are no objects.
@@ -91,6 +102,8 @@ impl TranslationInput {
             "TrafficSplit" => "split.smi-spec.io/v1alpha2",
             "Service" => "v1",
             "Deployment" | "StatefulSet" => "apps/v1",
+            "Job" => "batch/v1",
+            "Pod" => "v1",
             "" => return Err(at.error("the object has no kind")),
             _ => {
                 let name = value.get("metadata").and_then(|m| m.get("name")).and_then(serde_yaml::Value::as_str);
@@ -98,7 +111,7 @@ impl TranslationInput {
                     value.get("metadata").and_then(|m| m.get("namespace")).and_then(serde_yaml::Value::as_str);
                 notes.info(
                     &object_ref(&kind, namespace.unwrap_or("-"), name.unwrap_or("-")),
-                    format!("ignored: {kind} is not translated (only SMI objects, Services, Deployments and StatefulSets are read)"),
+                    format!("ignored: {kind} is not translated (only SMI objects, Services, Deployments, StatefulSets, Jobs and Pods are read)"),
                 );
                 return Ok(());
             }
@@ -115,6 +128,13 @@ impl TranslationInput {
             "TrafficSplit" => self.traffic_splits.push(at.parse(&source, notes)?),
             "Service" => self.services.push(at.parse(&source, notes)?),
             "Deployment" => self.deployments.push(at.parse(&source, notes)?),
+            "Job" => self.jobs.push(at.parse(&source, notes)?),
+            "Pod" => {
+                let pod: Pod = at.parse(&source, notes)?;
+                if pod.metadata.owner_references.as_ref().is_none_or(Vec::is_empty) {
+                    self.pods.push(pod);
+                }
+            }
             _ => self.stateful_sets.push(at.parse(&source, notes)?),
         }
         Ok(())

@@ -15,8 +15,8 @@
 //! # Input and output
 //! [`TranslationInput`] holds TrafficTargets (access.smi-spec.io/v1alpha3), HTTPRouteGroups and
 //! TCPRoutes (specs.smi-spec.io/v1alpha4), TrafficSplits (split.smi-spec.io/v1alpha2) as OSM
-//! v1.2 serves them, plus the Services, Deployments and StatefulSets they refer to. Every
-//! Deployment/StatefulSet is taken as **enrolled** in the mesh. [`translate`] returns a
+//! v1.2 serves them, plus the Services and workloads (Deployments, StatefulSets, Jobs, bare Pods)
+//! they refer to. Every workload is taken as **enrolled** in the mesh. [`translate`] returns a
 //! [`Translation`]: HTTPRoutes, AuthorizationPolicies (with [`Target::Istio`]) and
 //! notifications, ERROR first. Every object carries the annotation [`SOURCE_ANNOTATION`] naming
 //! the SMI object (or workload) it comes from, as `Kind/namespace/name`.
@@ -49,43 +49,45 @@
 //!   a violating match is left out with an ERROR on its HTTPRouteGroup.
 //!
 //! # Authorization: TrafficTarget → AuthorizationPolicy ([`authz`])
-//! SMI (as OSM enforces it, permissive mode off) is deny-by-default: a request reaches a
-//! workload only if a TrafficTarget in the destination's namespace names its ServiceAccount as
-//! destination, the client's ServiceAccount as source, and one of the listed matches fits (full
-//! RE2 match of the path, the method, every header), or for TCP a TCPRoute port. Istio allows
-//! everything where no ALLOW policy applies, so:
-//! - `deny-all-<workload>`: an ALLOW policy without rules for every enrolled workload;
-//! - `<tt>-<workload>`: ALLOW, selecting the pods of each Deployment/StatefulSet running as the
-//!   destination ServiceAccount by their pod-template labels; principals
-//!   `cluster.local/ns/<ns>/sa/<sa>`; one rule per match (`paths`, `methods`, `when:
-//!   request.headers[<name>]`), one per TCPRoute (`ports`).
-//! - Regexes are translated by [`regex_analysis`]: exact when provably equivalent (literal →
-//!   exact, literal + `.*` → prefix `abc*`, `.*` + literal → suffix, `.*` → presence, unions →
-//!   lists, headers `abc.*xyz` → two conditions when overlap-free); else narrower with a WARNING
-//!   naming the TrafficTarget (bounded unrolling of `[0-9]+`-style repetitions, alternatives that
-//!   cannot be expressed dropped); else an ERROR and the match is left out. The article's
-//!   `/books-bought` is exact, `.*a-book.*new` and the header `.*-http-client/*.*` ("contains")
-//!   are ERRORs: no Istio string means "contains".
-//! - OSM quirks are reproduced and reported ([`resolve`]): a TrafficTarget outside its
-//!   destination's namespace, without rules or with an unknown rule kind is ignored (WARNING);
-//!   a rule with empty `matches` grants nothing (WARNING); a TCPRoute without ports grants
-//!   every port (INFO; the TCP ports of the workload's Services); multi-key header elements make
-//!   OSM reject the HTTPRouteGroup (WARNING).
-//! - [`Target::GatewayApi`] emits routes only; every TrafficTarget then gets an ERROR (fail closed:
-//!   access control is never dropped silently).
+//! SMI as OSM v1.2.4 enforces it (permissive mode off; read from OSM's source) is deny-by-default, and decides a request in two steps:
+//! 1. **L4** ([`resolve::L4`]): the caller must be a source of a TrafficTarget of the
+//!    destination whose TCPRoute ports cover the port — every port when it has no TCPRoute, for
+//!    HTTP and TCP alike; a TrafficTarget whose TCPRoute is missing grants no L4 (WARNING);
+//! 2. **HTTP** ([`enforcement`]): the **first** route that matches decides, and admits only its
+//!    own principals; identical routes of several TrafficTargets are merged (principals united);
+//!    the TrafficTarget order is not fixed by OSM. The translation allows a request only if OSM
+//!    allows it under **every** order: ALLOW per route, DENY where routes overlap with
+//!    different callers (WARNING naming the TrafficTargets and matches).
+//!
+//! Matching: path regex full match; each method string a case-sensitive full-match regex, `*`
+//! in the list = any (`GET|POST` → `[GET, POST]`); headers full match, key `host` =
+//! `:authority`. `sources: []` = any mesh identity (`principals: ["*"]`, never plaintext).
+//! Regexes are translated by [`regex_analysis`] ([`operations`]): exact when provably
+//! equivalent; else narrower with a WARNING; else an ERROR and the match is left out.
+//! [`overrides`] may narrow an inexpressible match to proven Istio strings (INFO). The article's
+//! `.*a-book.*new` and `.*-http-client/*.*` are ERRORs without overrides.
+//!
+//! Every enrolled namespace gets a namespace-wide `deny-all` ([`policies`]): no pod of it fails
+//! open, whoever created it. OSM quirks are reproduced and reported ([`resolve`]).
+//! [`Target::GatewayApi`] emits routes only; every TrafficTarget then gets an ERROR (fail closed).
 //!
 //! # Names ([`names`])
 //! Deterministic and stable across runs: `<split>`, `<split>-p<port>`, `<base>-<n>`,
-//! `<tt>-<workload>`, `deny-all-<workload>`; over 253 characters → cut + hash; collisions →
-//! hash suffix + INFO.
+//! `<tt>-<workload>`, `first-match-<workload>`, `deny-all` (per namespace); over 253 characters →
+//! cut + hash; collisions → hash suffix + INFO.
 
 pub mod authz;
+pub mod enforcement;
 pub mod index;
 pub mod input;
 pub mod limits;
 pub mod names;
 pub mod notify;
+pub mod operations;
+pub mod overrides;
+pub mod policies;
 pub mod regex_analysis;
+pub mod regex_sets;
 pub mod resolve;
 pub mod routes;
 
@@ -123,11 +125,17 @@ pub struct TranslateOptions {
     pub target: Target,
     /// Trust domain of the principals (`<trust domain>/ns/<ns>/sa/<sa>`).
     pub trust_domain: String,
+    /// Narrowing overrides ([`overrides`]).
+    pub overrides: Vec<mesh_crds::TranslationOverride>,
 }
 
 impl Default for TranslateOptions {
     fn default() -> Self {
-        TranslateOptions { target: Target::Istio, trust_domain: DEFAULT_TRUST_DOMAIN.to_string() }
+        TranslateOptions {
+            target: Target::Istio,
+            trust_domain: DEFAULT_TRUST_DOMAIN.to_string(),
+            overrides: Vec::new(),
+        }
     }
 }
 
@@ -244,6 +252,7 @@ pub fn translate(input: &TranslationInput, target: Target) -> Translation {
 pub fn translate_with(input: &TranslationInput, options: &TranslateOptions) -> Translation {
     let mut notes = notify::Notes::default();
     let mut analyzer = regex_analysis::Analyzer::default();
+    let mut languages = regex_sets::Languages::default();
     let empty = BTreeMap::new();
     let index = index::Index::build(input, &empty);
     resolve::check_groups(&index, &mut notes);
@@ -252,7 +261,24 @@ pub fn translate_with(input: &TranslationInput, options: &TranslateOptions) -> T
     http_routes
         .sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
     let authorization_policies = match options.target {
-        Target::Istio => authz::translate_targets(&targets, &index, &mut analyzer, &mut notes),
+        Target::Istio => {
+            let mut drafts = authz::Authz {
+                targets: &targets,
+                index: &index,
+                analyzer: &mut analyzer,
+                languages: &mut languages,
+                overrides: &options.overrides,
+                notes: &mut notes,
+            }
+            .drafts();
+            let enrolled: Vec<&str> = if input.namespaces.is_empty() {
+                index.workload_namespaces().chain(input.traffic_targets.iter().map(index::namespace_ref)).collect()
+            } else {
+                input.namespaces.iter().map(String::as_str).collect()
+            };
+            drafts.extend(policies::baselines(enrolled));
+            policies::finish(drafts, &mut notes)
+        }
         Target::GatewayApi => {
             let all: BTreeSet<(String, String)> =
                 input.traffic_targets.iter().map(|t| (index::namespace_of(t), t.name_any())).collect();

@@ -9,7 +9,8 @@
 //! | HTTPRoute of a TrafficSplit for root port `P` (several ports) | `<split>-p<P>` |
 //! | overflow routes (Gateway API limits) | `<base>-<n>`, n = 2, 3, … |
 //! | ALLOW policy of a TrafficTarget for one destination workload | `<tt>-<workload>` |
-//! | baseline deny-all of an enrolled workload | `deny-all-<workload>` |
+//! | DENY of conflicting routes (first-match order) for one workload | `first-match-<workload>` |
+//! | baseline deny-all of an enrolled namespace | `deny-all` |
 //!
 //! A name longer than 253 characters is cut to 244 and given `-<8 hex digits>` of a stable hash
 //! (FNV-1a) of the full name. When two generated objects of one kind in one namespace would get

@@ -1,20 +1,29 @@
-//! What each TrafficTarget grants, as OSM v1.2 reads it, with its quirks reported:
+//! What each TrafficTarget grants, as OSM v1.2.4 reads it (`smi/client.go`,
+//! `catalog/inbound_traffic_policies.go`, `catalog/traffictarget.go`), with its quirks reported:
 //!
 //! - a TrafficTarget outside its destination's namespace is ignored (grants nothing);
 //! - a TrafficTarget without rules, or with a rule of another kind than HTTPRouteGroup or
 //!   TCPRoute, is ignored;
-//! - route objects are looked up in the TrafficTarget's namespace; a missing one grants nothing;
+//! - route objects are looked up in the TrafficTarget's namespace; a missing HTTPRouteGroup or
+//!   match name grants nothing;
 //! - an HTTPRouteGroup rule grants only the matches it lists by name: none when `matches` is
-//!   empty (the SMI spec says "all", OSM says "none");
+//!   empty (the SMI spec says "all", OSM says "none"); of two matches with one name the last
+//!   wins (OSM keys them by name);
 //! - an HTTPRouteGroup whose `headers` has an element with other than one key is rejected by
 //!   OSM's SDK ("incorrect length of keyval"), so it grants nothing; duplicate header names: the
 //!   last wins;
-//! - a TCPRoute with no ports grants every port.
+//! - principals: one per source, **`sources: []` is any mesh identity** (OSM's RBAC builder turns
+//!   an empty principal set into "any"; merging such a route with an identical one of another
+//!   TrafficTarget unions the sets, which then is no longer empty — [`OsmPrincipals`] keeps that);
+//! - L4 ([`L4`]): the destination ports of the TrafficTarget's TCPRoutes, **every port** when it
+//!   has none (or they list no ports), for HTTP and TCP alike; a TCPRoute that does not exist
+//!   drops the whole TrafficTarget from L4 (its HTTP routes stay, but its sources cannot connect
+//!   unless another TrafficTarget grants them L4).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use mesh_crds::smi::{HTTPMatch, HTTPRouteGroup, TCPRoute, TrafficTarget};
+use mesh_crds::smi::{HTTPMatch, HTTPRouteGroup, TrafficTarget};
 
 use super::index::{Index, name_ref, namespace_ref};
 use super::names::{is_dns_label, is_dns_subdomain};
@@ -35,6 +44,58 @@ pub(crate) struct GrantedMatch<'a> {
     pub headers: BTreeMap<String, String>,
 }
 
+/// OSM's principal set of a TrafficTarget (or of a merged route): empty means **any** mesh
+/// identity. Sources that cannot be translated stay in the set as unmatchable markers (starting
+/// with [`UNTRANSLATED`]), as OSM keeps them (it then admits whatever identity they name, which
+/// the translation denies, with a WARNING): they keep the set from reading as "any".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OsmPrincipals(pub BTreeSet<String>);
+
+/// Prefix of the marker of an untranslated source in an [`OsmPrincipals`].
+pub(crate) const UNTRANSLATED: &str = "!untranslated:";
+
+impl OsmPrincipals {
+    /// Any mesh identity.
+    pub(crate) fn is_any(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether every identity `self` admits is admitted by `other`.
+    pub(crate) fn is_subset(&self, other: &OsmPrincipals) -> bool {
+        other.is_any() || (!self.is_any() && self.0.is_subset(&other.0))
+    }
+
+    /// Whether the (translatable) principal `p` is admitted.
+    pub(crate) fn admits(&self, principal: &str) -> bool {
+        self.is_any() || self.0.contains(principal)
+    }
+
+    /// The Istio principals: `*` (any authenticated identity) for any, else the translatable ones.
+    pub(crate) fn istio(&self) -> Vec<String> {
+        if self.is_any() {
+            return vec!["*".to_string()];
+        }
+        self.0.iter().filter(|p| !p.starts_with(UNTRANSLATED)).cloned().collect()
+    }
+
+    /// The translatable named principals.
+    pub(crate) fn named(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().filter(|p| !p.starts_with(UNTRANSLATED))
+    }
+}
+
+/// The L4 access a TrafficTarget grants its sources (OSM's network RBAC filter, first on HTTP
+/// and TCP inbound chains alike).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum L4 {
+    /// A referenced TCPRoute does not exist: the TrafficTarget grants no L4 access.
+    Dropped,
+    /// No TCPRoute (or none with ports): every port.
+    Any,
+    /// The union of its TCPRoutes' ports.
+    Ports(BTreeSet<i32>),
+}
+
 /// A TrafficTarget that OSM would enforce.
 #[derive(Debug)]
 pub(crate) struct ResolvedTarget<'a> {
@@ -43,10 +104,12 @@ pub(crate) struct ResolvedTarget<'a> {
     pub name: &'a str,
     pub namespace: &'a str,
     pub destination: &'a str,
-    /// `<trust domain>/ns/<ns>/sa/<sa>` of the valid sources, sorted.
-    pub principals: Vec<String>,
+    /// OSM's principal set of its sources.
+    pub principals: Rc<OsmPrincipals>,
+    /// Its HTTP routes, in OSM's order (rules, then listed match names).
     pub http: Vec<GrantedMatch<'a>>,
-    pub tcp: Vec<(&'a TCPRoute, String)>,
+    /// Its L4 grant.
+    pub l4: L4,
 }
 
 /// Whether OSM's SDK accepts the group (every `headers` element is a single-key map).
@@ -157,11 +220,12 @@ fn resolve_one<'a>(
         match valid_namespace {
             Some(ns) if source.kind == "ServiceAccount" && is_dns_subdomain(&source.name) => {
                 principals.insert(format!("{trust_domain}/ns/{ns}/sa/{}", source.name));
+                continue;
             }
             _ if source.kind != "ServiceAccount" => notes.warning(
                 &object,
                 format!(
-                    "source {}/{} of kind {:?} is not a ServiceAccount: not translated, it is denied (OSM may have read it as a ServiceAccount)",
+                    "source {}/{} of kind {:?} is not a ServiceAccount: not translated, it is denied (OSM read it as a ServiceAccount)",
                     source.namespace.as_deref().unwrap_or("-"),
                     source.name,
                     source.kind
@@ -176,26 +240,50 @@ fn resolve_one<'a>(
                 ),
             ),
         }
+        principals.insert(format!(
+            "{UNTRANSLATED}{}/{}/{}",
+            source.kind,
+            source.namespace.as_deref().unwrap_or_default(),
+            source.name
+        ));
     }
-    if principals.is_empty() {
+    let principals = Rc::new(OsmPrincipals(principals));
+    if principals.is_any() {
+        notes.info(
+            &object,
+            "sources: [] admits any mesh identity in OSM: translated as principals [\"*\"] (any authenticated identity; plaintext stays denied)",
+        );
+    } else if principals.named().next().is_none() {
         notes.warning(&object, "it has no valid source ServiceAccount, so it grants nothing");
     }
 
     let mut http = Vec::new();
-    let mut tcp = Vec::new();
-    let mut seen_matches: BTreeSet<(&'a str, usize)> = BTreeSet::new();
+    let mut l4 = L4::Any;
+    let mut l4_ports: BTreeSet<i32> = BTreeSet::new();
     for rule in &tt.spec.rules {
         if rule.kind == "TCPRoute" {
             match index.tcp_routes.get(&(namespace, rule.name.as_str())) {
                 Some(route) => {
-                    if !tcp.iter().any(|(r, _): &(&TCPRoute, String)| std::ptr::eq(*r, *route)) {
-                        tcp.push((*route, object_ref("TCPRoute", namespace, &rule.name)));
+                    for &port in &route.spec.matches.ports {
+                        if (1..=65535).contains(&port) {
+                            l4_ports.insert(port);
+                        } else {
+                            notes.warning(
+                                &object,
+                                format!("TCPRoute {namespace}/{} port {port} is not a port number (OSM truncates it to 16 bits): left out (narrower)", rule.name),
+                            );
+                            // Never "every port" because of a port left out.
+                            l4 = L4::Ports(BTreeSet::new());
+                        }
                     }
                 }
-                None => notes.warning(
-                    &object,
-                    format!("TCPRoute {namespace}/{} does not exist (it must be in the TrafficTarget's namespace): this rule grants nothing", rule.name),
-                ),
+                None => {
+                    notes.warning(
+                        &object,
+                        format!("TCPRoute {namespace}/{} does not exist (it must be in the TrafficTarget's namespace): OSM then drops the whole TrafficTarget from L4, so its sources cannot connect to the destination at all unless another TrafficTarget grants them L4 access; create the TCPRoute or remove the rule", rule.name),
+                    );
+                    l4 = L4::Dropped;
+                }
             }
             continue;
         }
@@ -222,13 +310,10 @@ fn resolve_one<'a>(
             continue;
         }
         for wanted in &rule.matches {
-            let mut found = false;
-            for (position, http_match) in group.spec.matches.iter().enumerate() {
-                if &http_match.name != wanted {
-                    continue;
-                }
-                found = true;
-                if seen_matches.insert((rule.name.as_str(), position)) {
+            // OSM keys a group's matches by name: of two with one name, the last wins.
+            match group.spec.matches.iter().rposition(|m| &m.name == wanted) {
+                Some(position) => {
+                    let http_match = &group.spec.matches[position];
                     http.push(GrantedMatch {
                         group_ref: Rc::clone(&group_ref),
                         group_key: (namespace, rule.name.as_str()),
@@ -237,19 +322,12 @@ fn resolve_one<'a>(
                         headers: merged_headers(http_match),
                     });
                 }
-            }
-            if !found {
-                notes.warning(&object, format!("{group_ref} has no match named {wanted:?}: it grants nothing"));
+                None => notes.warning(&object, format!("{group_ref} has no match named {wanted:?}: it grants nothing")),
             }
         }
     }
-    Some(ResolvedTarget {
-        object,
-        name,
-        namespace,
-        destination: destination.name.as_str(),
-        principals: principals.into_iter().collect(),
-        http,
-        tcp,
-    })
+    if l4 != L4::Dropped && (!l4_ports.is_empty() || l4 != L4::Any) {
+        l4 = L4::Ports(l4_ports);
+    }
+    Some(ResolvedTarget { object, name, namespace, destination: destination.name.as_str(), principals, http, l4 })
 }

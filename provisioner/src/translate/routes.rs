@@ -219,21 +219,31 @@ fn convert(grant: &GrantedMatch<'_>, analyzer: &mut Analyzer, notes: &mut Notes)
         headers.push(HttpRouteRulesMatchesHeaders { name: name.clone(), r#type: Some(kind), value });
     }
 
+    // Methods are full-match regexes (`GET|POST`), `*` anywhere in the list means any.
     let mut methods: Vec<Option<HttpRouteRulesMatchesMethod>> = Vec::new();
     if m.methods.is_empty() || m.methods.iter().any(|x| x == "*") {
         methods.push(None);
     } else {
         let mut seen = BTreeSet::new();
-        for value in &m.methods {
-            if !seen.insert(value.as_str()) {
-                continue;
-            }
-            match method(value) {
-                Some(known) => methods.push(Some(known)),
-                None => notes.warning(
+        for regex in m.methods.iter().filter(|x| !x.is_empty()) {
+            let Some(literals) = super::operations::exact_methods(regex, analyzer) else {
+                notes.warning(
                     object,
-                    format!("{label}: method {value:?} is not one Gateway API matches (GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH; case-sensitive); left out of the routes (the catch-all rule still routes it)"),
-                ),
+                    format!("{label}: method regex {} is not a list of literal methods; left out of the routes (the catch-all rule still routes it)", quote(regex)),
+                );
+                continue;
+            };
+            for value in literals {
+                if !seen.insert(value.clone()) {
+                    continue;
+                }
+                match method(&value) {
+                    Some(known) => methods.push(Some(known)),
+                    None => notes.warning(
+                        object,
+                        format!("{label}: method {value:?} is not one Gateway API matches (GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH; case-sensitive); left out of the routes (the catch-all rule still routes it)"),
+                    ),
+                }
             }
         }
     }

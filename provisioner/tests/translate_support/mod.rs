@@ -1,7 +1,7 @@
 //! Request simulators for the translation's property tests, written independently of it:
-//! - [`smi_allows`]: SMI as OSM v1.2 enforces it (deny by default; a TrafficTarget in its
-//!   destination's namespace; only listed matches; full-path RE2 regexes; methods; headers full
-//!   match, AND'ed; TCPRoute ports on ports a Service declares `appProtocol: tcp`);
+//! - [`smi_decide`]: SMI as OSM v1.2.4 enforces it, from its source, independently of the
+//!   translator: L4 per TrafficTarget first, then every TrafficTarget order (≤ 6) builds OSM's
+//!   route table (rules → matches, identical routes merged) and the first matching route decides;
 //! - [`istio_allows`]: Istio AuthorizationPolicy (DENY first; then, if any ALLOW policy selects
 //!   the workload, some ALLOW rule must match; strings exact, `abc*`, `*abc`, `*`; HTTP-only
 //!   fields never match TCP);
@@ -10,7 +10,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use gateway_api::apis::standard::httproutes::{
     HttpRoute, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesPathType,
@@ -63,16 +63,24 @@ pub fn pods(input: &TranslationInput) -> Vec<Pod> {
         .collect()
 }
 
+thread_local! {
+    static COMPILED: std::cell::RefCell<std::collections::HashMap<String, Option<Regex>>> = Default::default();
+}
+
 /// RE2-style full match (`^(?:…)$`); an invalid regex matches nothing.
 pub fn full_match(regex: &str, value: &str) -> bool {
-    Regex::new(&format!("^(?:{regex})$")).map(|r| r.is_match(value)).unwrap_or(false)
+    COMPILED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let compiled = cache.entry(regex.to_string()).or_insert_with(|| Regex::new(&format!("^(?:{regex})$")).ok());
+        compiled.as_ref().is_some_and(|r| r.is_match(value))
+    })
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
-/// Container ports of `pod` that a Service declares `appProtocol: tcp`.
+/// Container ports of `pod` that a Service declares TCP (`appProtocol: tcp`, or a `tcp-` name).
 fn tcp_ports(input: &TranslationInput, pod: &Pod) -> Vec<i32> {
     let mut out = Vec::new();
     for service in &input.services {
@@ -85,7 +93,10 @@ fn tcp_ports(input: &TranslationInput, pod: &Pod) -> Vec<i32> {
             continue;
         }
         for port in spec.ports.iter().flatten() {
-            let tcp = port.app_protocol.as_deref().is_some_and(|p| p == "tcp" || p == "tcp-server-first");
+            let tcp = match port.app_protocol.as_deref() {
+                Some(p) => p == "tcp" || p == "tcp-server-first",
+                None => port.name.as_deref().is_some_and(|n| n.starts_with("tcp-")),
+            };
             if tcp {
                 out.push(match &port.target_port {
                     Some(IntOrString::Int(p)) => *p,
@@ -97,85 +108,180 @@ fn tcp_ports(input: &TranslationInput, pod: &Pod) -> Vec<i32> {
     out
 }
 
-/// The TrafficTargets (`TrafficTarget/ns/name`) that admit `request` to `pod` under OSM; empty
-/// means denied.
-pub fn smi_allows(input: &TranslationInput, pod: &Pod, request: &Request) -> Vec<String> {
-    let mut admitting = Vec::new();
+/// OSM's decision on a request: allowed under every TrafficTarget order, under some, and the
+/// TrafficTargets whose own grant admits it (one of them must be named by a notification where
+/// the translation is narrower).
+#[derive(Debug, Default)]
+pub struct SmiDecision {
+    pub allowed_every_order: bool,
+    pub allowed_some_order: bool,
+    pub admitting: Vec<String>,
+}
+
+struct OsmRoute {
+    path: String,
+    methods: Vec<String>,
+    headers: BTreeMap<String, String>,
+    principals: BTreeSet<String>,
+}
+
+fn osm_route_matches(route: &OsmRoute, method: &str, path: &str, headers: &[(String, String)]) -> bool {
+    let method_ok =
+        route.methods.iter().any(|m| m == "*") || route.methods.iter().any(|m| !m.is_empty() && full_match(m, method));
+    let headers_ok = route.headers.iter().all(|(name, regex)| {
+        let value = if name == "host" {
+            header(headers, "host")
+        } else if name.eq_ignore_ascii_case("host") {
+            None // OSM's Envoy reads the authority only under the key `host`.
+        } else {
+            header(headers, name)
+        };
+        value.is_some_and(|v| full_match(regex, v))
+    });
+    method_ok && headers_ok && full_match(&route.path, path)
+}
+
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for rest in permutations(n - 1) {
+        for i in 0..=rest.len() {
+            let mut next = rest.clone();
+            next.insert(i, n - 1);
+            out.push(next);
+        }
+    }
+    out
+}
+
+/// OSM v1.2.4 on `request` to `pod`: L4 first (per-TrafficTarget ports, a missing TCPRoute = no
+/// L4), then (HTTP) the first matching route under every TrafficTarget order, identical routes
+/// merged.
+pub fn smi_decide(input: &TranslationInput, pod: &Pod, request: &Request) -> SmiDecision {
+    let principal = (request.source_namespace.as_str(), request.source_sa.as_str());
+    let mut valid = Vec::new();
     for tt in &input.traffic_targets {
         let ns = tt.namespace().unwrap_or_default();
         let spec = &tt.spec;
         if ns != pod.namespace
             || spec.destination.namespace.as_deref() != Some(ns.as_str())
             || spec.destination.name != pod.service_account
+            || spec.rules.is_empty()
+            || spec.rules.iter().any(|r| r.kind != "HTTPRouteGroup" && r.kind != "TCPRoute")
         {
             continue;
         }
-        if spec.rules.is_empty() || spec.rules.iter().any(|r| r.kind != "HTTPRouteGroup" && r.kind != "TCPRoute") {
-            continue;
-        }
-        let source_ok = spec
-            .sources
-            .iter()
-            .any(|s| s.namespace.as_deref() == Some(request.source_namespace.as_str()) && s.name == request.source_sa);
-        if !source_ok {
-            continue;
-        }
-        let mut allowed = false;
-        for rule in &spec.rules {
-            match (&request.kind, rule.kind.as_str()) {
-                (RequestKind::Http { method, path, headers }, "HTTPRouteGroup") => {
-                    let Some(group) = input
-                        .http_route_groups
-                        .iter()
-                        .rev()
-                        .find(|g| g.namespace().unwrap_or_default() == ns && g.name_any() == rule.name)
-                    else {
-                        continue;
-                    };
-                    if group.spec.matches.iter().any(|m| m.headers.iter().any(|h| h.len() != 1)) {
-                        continue;
-                    }
-                    for wanted in &rule.matches {
-                        for m in group.spec.matches.iter().filter(|m| &m.name == wanted) {
-                            let path_regex = m.path_regex.as_deref().filter(|p| !p.is_empty()).unwrap_or(".*");
-                            let method_ok = m.methods.is_empty() || m.methods.iter().any(|x| x == "*" || x == method);
-                            let mut merged: BTreeMap<&str, &str> = BTreeMap::new();
-                            for element in &m.headers {
-                                for (k, v) in element {
-                                    merged.insert(k, v);
-                                }
-                            }
-                            let headers_ok = merged
-                                .iter()
-                                .all(|(name, regex)| header(headers, name).is_some_and(|v| full_match(regex, v)));
-                            if method_ok && headers_ok && full_match(path_regex, path) {
-                                allowed = true;
-                            }
-                        }
-                    }
-                }
-                (RequestKind::Tcp { port }, "TCPRoute") => {
-                    let Some(route) = input
-                        .tcp_routes
-                        .iter()
-                        .rev()
-                        .find(|r| r.namespace().unwrap_or_default() == ns && r.name_any() == rule.name)
-                    else {
-                        continue;
-                    };
-                    let ports = &route.spec.matches.ports;
-                    if tcp_ports(input, pod).contains(port) && (ports.is_empty() || ports.contains(port)) {
-                        allowed = true;
-                    }
-                }
-                _ => {}
+        valid.push(tt);
+    }
+    valid.sort_by_key(|t| t.name_any());
+    valid.dedup_by_key(|t| t.name_any());
+    let admits = |tt: &mesh_crds::smi::TrafficTarget| {
+        tt.spec.sources.is_empty()
+            || tt.spec.sources.iter().any(|s| s.namespace.as_deref() == Some(principal.0) && s.name == principal.1)
+    };
+    let reference = |tt: &mesh_crds::smi::TrafficTarget| format!("TrafficTarget/{}/{}", pod.namespace, tt.name_any());
+    let port = match &request.kind {
+        RequestKind::Http { .. } => 80,
+        RequestKind::Tcp { port } => *port,
+    };
+    let mut l4_ok = false;
+    for tt in &valid {
+        let mut ports: Vec<i32> = Vec::new();
+        let mut missing = false;
+        for rule in tt.spec.rules.iter().filter(|r| r.kind == "TCPRoute") {
+            let route = input
+                .tcp_routes
+                .iter()
+                .rev()
+                .find(|r| r.namespace().unwrap_or_default() == pod.namespace && r.name_any() == rule.name);
+            match route {
+                Some(route) => ports.extend(route.spec.matches.ports.iter().copied()),
+                None => missing = true,
             }
         }
-        if allowed {
-            admitting.push(format!("TrafficTarget/{ns}/{}", tt.name_any()));
+        if !missing && admits(tt) && (ports.is_empty() || ports.contains(&port)) {
+            l4_ok = true;
         }
     }
-    admitting
+    let mut decision = SmiDecision::default();
+    let RequestKind::Http { method, path, headers } = &request.kind else {
+        decision.allowed_every_order = l4_ok && tcp_ports(input, pod).contains(&port);
+        decision.allowed_some_order = decision.allowed_every_order;
+        if decision.allowed_every_order {
+            decision.admitting = valid.iter().filter(|t| admits(t)).map(|t| reference(t)).collect();
+        }
+        return decision;
+    };
+    let mut per_target: Vec<Vec<OsmRoute>> = Vec::new();
+    for tt in &valid {
+        let mut routes = Vec::new();
+        let principals: BTreeSet<String> =
+            tt.spec.sources.iter().map(|s| format!("{}/{}", s.namespace.clone().unwrap_or_default(), s.name)).collect();
+        for rule in tt.spec.rules.iter().filter(|r| r.kind == "HTTPRouteGroup") {
+            let group = input
+                .http_route_groups
+                .iter()
+                .rev()
+                .find(|g| g.namespace().unwrap_or_default() == pod.namespace && g.name_any() == rule.name);
+            let Some(group) = group else { continue };
+            if group.spec.matches.iter().any(|m| m.headers.iter().any(|h| h.len() != 1)) {
+                continue;
+            }
+            for wanted in &rule.matches {
+                let Some(m) = group.spec.matches.iter().rev().find(|m| &m.name == wanted) else { continue };
+                let mut merged = BTreeMap::new();
+                for element in &m.headers {
+                    for (k, v) in element {
+                        merged.insert(k.clone(), v.clone());
+                    }
+                }
+                routes.push(OsmRoute {
+                    path: m.path_regex.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| ".*".into()),
+                    methods: if m.methods.is_empty() { vec!["*".into()] } else { m.methods.clone() },
+                    headers: merged,
+                    principals: principals.clone(),
+                });
+            }
+        }
+        per_target.push(routes);
+    }
+    let me = format!("{}/{}", principal.0, principal.1);
+    let permuted = valid.len().min(6);
+    let mut every = true;
+    let mut some = false;
+    for order in permutations(permuted) {
+        let mut table: Vec<OsmRoute> = Vec::new();
+        for t in order.into_iter().chain(permuted..valid.len()) {
+            for route in &per_target[t] {
+                let same = table
+                    .iter_mut()
+                    .find(|r| r.path == route.path && r.methods == route.methods && r.headers == route.headers);
+                match same {
+                    Some(existing) => existing.principals.extend(route.principals.iter().cloned()),
+                    None => table.push(OsmRoute {
+                        path: route.path.clone(),
+                        methods: route.methods.clone(),
+                        headers: route.headers.clone(),
+                        principals: route.principals.clone(),
+                    }),
+                }
+            }
+        }
+        let first = table.iter().find(|r| osm_route_matches(r, method, path, headers));
+        let ok = l4_ok && first.is_some_and(|r| r.principals.is_empty() || r.principals.contains(&me));
+        every &= ok;
+        some |= ok;
+    }
+    decision.allowed_every_order = every && !valid.is_empty();
+    decision.allowed_some_order = some;
+    for (t, tt) in valid.iter().enumerate() {
+        if admits(tt) && per_target[t].iter().any(|r| osm_route_matches(r, method, path, headers)) {
+            decision.admitting.push(reference(tt));
+        }
+    }
+    decision
 }
 
 /// Istio string matching: exact, `abc*`, `*abc`, `*` (presence).
@@ -191,26 +297,36 @@ pub fn istio_str(pattern: &str, value: &str) -> bool {
     }
 }
 
-fn rule_matches(rule: &AuthorizationRule, request: &Request) -> bool {
+/// Whether `rule` matches; a DENY rule on TCP is matched with its HTTP-only fields ignored, as
+/// Istio does (the deny then covers the whole connection).
+fn rule_matches(rule: &AuthorizationRule, request: &Request, deny: bool) -> bool {
     let principal = format!("cluster.local/ns/{}/sa/{}", request.source_namespace, request.source_sa);
     let from_ok = rule.from.is_empty()
         || rule.from.iter().any(|f| {
             let s = &f.source;
             (s.principals.is_empty() || s.principals.iter().any(|p| istio_str(p, &principal)))
+                && !s.not_principals.iter().any(|p| istio_str(p, &principal))
                 && (s.namespaces.is_empty() || s.namespaces.iter().any(|n| istio_str(n, &request.source_namespace)))
                 && s.ip_blocks.is_empty()
         });
+    let port = match &request.kind {
+        RequestKind::Tcp { port } => *port,
+        RequestKind::Http { .. } => 80,
+    }
+    .to_string();
     let to_ok = rule.to.is_empty()
         || rule.to.iter().any(|t| {
             let op = &t.operation;
             let http_only = !op.methods.is_empty() || !op.paths.is_empty() || !op.hosts.is_empty();
+            let ports_ok = (op.ports.is_empty() || op.ports.iter().any(|p| istio_str(p, &port)))
+                && !op.not_ports.iter().any(|p| istio_str(p, &port));
             match &request.kind {
-                RequestKind::Tcp { port } => {
-                    !http_only && (op.ports.is_empty() || op.ports.iter().any(|p| istio_str(p, &port.to_string())))
-                }
-                RequestKind::Http { method, path, .. } => {
-                    op.hosts.is_empty()
-                        && (op.ports.is_empty() || op.ports.iter().any(|p| p == "80"))
+                RequestKind::Tcp { .. } => ports_ok && (deny || !http_only),
+                RequestKind::Http { method, path, headers } => {
+                    let host = header(headers, "host").map(str::to_ascii_lowercase);
+                    ports_ok
+                        && (op.hosts.is_empty()
+                            || host.is_some_and(|h| op.hosts.iter().any(|x| istio_str(&x.to_ascii_lowercase(), &h))))
                         && (op.methods.is_empty() || op.methods.iter().any(|m| istio_str(m, method)))
                         && (op.paths.is_empty() || op.paths.iter().any(|p| istio_str(p, path)))
                 }
@@ -220,7 +336,8 @@ fn rule_matches(rule: &AuthorizationRule, request: &Request) -> bool {
         let Some(name) = c.key.strip_prefix("request.headers[").and_then(|k| k.strip_suffix(']')) else {
             return false;
         };
-        let RequestKind::Http { headers, .. } = &request.kind else { return false };
+        let RequestKind::Http { headers, .. } = &request.kind else { return deny };
+        let name = if name == ":authority" { "host" } else { name };
         match header(headers, name) {
             None => false,
             Some(value) => {
@@ -232,7 +349,8 @@ fn rule_matches(rule: &AuthorizationRule, request: &Request) -> bool {
     from_ok && to_ok && when_ok
 }
 
-/// Whether Istio admits `request` to `pod` under `policies`.
+/// Whether Istio admits `request` to `pod` under `policies` (every request carries a mesh
+/// identity here).
 pub fn istio_allows(policies: &[AuthorizationPolicy], pod: &Pod, request: &Request) -> bool {
     let selecting: Vec<&AuthorizationPolicy> = policies
         .iter()
@@ -242,11 +360,15 @@ pub fn istio_allows(policies: &[AuthorizationPolicy], pod: &Pod, request: &Reque
         })
         .collect();
     let action = |p: &AuthorizationPolicy| p.spec.action.clone().unwrap_or_else(|| "ALLOW".into());
-    if selecting.iter().filter(|p| action(p) == "DENY").any(|p| p.spec.rules.iter().any(|r| rule_matches(r, request))) {
+    let denied = selecting
+        .iter()
+        .filter(|p| action(p) == "DENY")
+        .any(|p| p.spec.rules.iter().any(|r| rule_matches(r, request, true)));
+    if denied {
         return false;
     }
     let allow: Vec<&&AuthorizationPolicy> = selecting.iter().filter(|p| action(p) == "ALLOW").collect();
-    allow.is_empty() || allow.iter().any(|p| p.spec.rules.iter().any(|r| rule_matches(r, request)))
+    allow.is_empty() || allow.iter().any(|p| p.spec.rules.iter().any(|r| rule_matches(r, request, false)))
 }
 
 fn path_prefix(prefix: &str, path: &str) -> bool {
