@@ -193,6 +193,7 @@ pub fn gateway_ingress(
         installation,
         &gateway_object(spec, &gateway, &http_listeners, &https_listeners, &tls_hosts),
     )?);
+    objects.push(Desired::new(Component::Ingress, installation, &gateway_open_policy(&gateway))?);
 
     let mut backend_services: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut secrets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -566,6 +567,27 @@ fn service_selector<'a>(
         })
         .collect();
     Some((selector, selected))
+}
+
+/// Label Istio puts on the pods of the Deployment it runs for a Gateway.
+const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+/// `<gateway>-open`: the Gateway's own pods admit every caller (they face clients outside the
+/// mesh). Needed because the SMI translation puts a namespace-wide deny-all in every enrolled
+/// namespace, which would otherwise also close the Gateway when it runs in one.
+fn gateway_open_policy(gateway: &GatewayRef) -> AuthorizationPolicy {
+    let mut policy = AuthorizationPolicy::new(
+        &format!("{}-open", gateway.name),
+        AuthorizationPolicySpec {
+            selector: Some(WorkloadSelector {
+                match_labels: BTreeMap::from([(GATEWAY_NAME_LABEL.to_string(), gateway.name.clone())]),
+            }),
+            action: Some("ALLOW".to_string()),
+            rules: vec![AuthorizationRule::default()],
+        },
+    );
+    policy.metadata.namespace = Some(gateway.namespace.clone());
+    policy
 }
 
 fn authorization(
