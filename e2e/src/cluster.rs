@@ -160,6 +160,13 @@ fn start_local(admission_webhooks: bool) -> Result<TestCluster, String> {
     std::fs::create_dir_all(&workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
     let kubeconfig = workdir.join("kubeconfig");
     let log = workdir.join("cluster.log");
+    // Everything the control plane prints besides the READY line (the log file's path, a failure
+    // summary) goes to the same log, never into the test output.
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| format!("creating {}: {e}", log.display()))?;
     let started = Instant::now();
     let mut command = Command::new(&binary);
     if admission_webhooks {
@@ -177,7 +184,7 @@ fn start_local(admission_webhooks: bool) -> Result<TestCluster, String> {
         .arg("--exit-on-stdin-close")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .map_err(|e| format!("starting {}: {e}", binary.display()))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -203,10 +210,6 @@ fn start_local(admission_webhooks: bool) -> Result<TestCluster, String> {
         started.elapsed().as_secs_f64(),
         kubeconfig.display()
     );
-    if let Err(error) = create_volumes(&kubeconfig) {
-        let _ = child.kill();
-        return Err(error);
-    }
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     Ok(TestCluster { kubeconfig, provider: Provider::Local, simulated: true, process: Mutex::new(Some(child)) })
@@ -257,56 +260,4 @@ pub fn wait_blocking(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
-}
-
-/// Simulated nodes have no storage provisioner: a default StorageClass that binds at scheduling
-/// time (as local volumes do) and a pool of hostPath volumes for it, so StatefulSets' claims
-/// (mysql's) bind as they would on a cluster with a default StorageClass.
-fn create_volumes(kubeconfig: &Path) -> Result<(), String> {
-    use k8s_openapi::api::core::v1::PersistentVolume;
-    use k8s_openapi::api::storage::v1::StorageClass;
-    let class: StorageClass = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "e2e-local", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-        "provisioner": "kubernetes.io/no-provisioner",
-        "volumeBindingMode": "WaitForFirstConsumer"
-    }))
-    .map_err(|e| e.to_string())?;
-    let volumes: Vec<PersistentVolume> = (0..64)
-        .map(|i| {
-            serde_json::from_value(serde_json::json!({
-                "metadata": {"name": format!("e2e-pv-{i}"), "labels": {"mesh-e2e": "true"}},
-                "spec": {
-                    "capacity": {"storage": "10Gi"},
-                    "accessModes": ["ReadWriteOnce"],
-                    "persistentVolumeReclaimPolicy": "Retain",
-                    "storageClassName": "e2e-local",
-                    "hostPath": {"path": format!("/tmp/e2e-pv-{i}")}
-                }
-            }))
-            .map_err(|e| e.to_string())
-        })
-        .collect::<Result<_, _>>()?;
-    // The caller may be inside a test's runtime, where blocking on another one is not allowed.
-    let kubeconfig = kubeconfig.to_path_buf();
-    let worker = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-        runtime.block_on(async {
-            mesh_operator::init_crypto();
-            let kc = Kubeconfig::read_from(&kubeconfig).map_err(|e| e.to_string())?;
-            let config =
-                Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.map_err(|e| e.to_string())?;
-            let client = Client::try_from(config).map_err(|e| e.to_string())?;
-            let classes: kube::Api<StorageClass> = kube::Api::all(client.clone());
-            classes
-                .create(&Default::default(), &class)
-                .await
-                .map_err(|e| format!("creating StorageClass e2e-local: {e}"))?;
-            let pvs: kube::Api<PersistentVolume> = kube::Api::all(client);
-            for pv in &volumes {
-                pvs.create(&Default::default(), pv).await.map_err(|e| format!("creating a PersistentVolume: {e}"))?;
-            }
-            Ok::<(), String>(())
-        })
-    });
-    worker.join().map_err(|_| "creating PersistentVolumes panicked".to_string())?
 }

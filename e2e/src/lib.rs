@@ -7,6 +7,7 @@
 pub mod apiserver_metrics;
 pub mod arm_emulator;
 pub mod cluster;
+pub mod local_images;
 pub mod namespace;
 pub mod operator;
 pub mod scenario;

@@ -55,7 +55,11 @@ func nodeName(i int) string { return fmt.Sprintf("kwok-node-%d", i) }
 // createNodes registers n fake nodes for kwok to manage. Status (capacity,
 // addresses, nodeInfo) may be set on create for Nodes; kwok's node-initialize
 // stage keeps these values and adds the Ready conditions.
-func createNodes(ctx context.Context, cs kubernetes.Interface, n int, extra map[string]string, k8sVersion string) error {
+// Every node's kubelet API is localcluster's own kubelet endpoint on loopback:
+// the node says so with an InternalDNS address "localhost" (the only address
+// type the API server is told to use) and the endpoint's port, so the API server
+// never resolves a node name (no DNS query ever leaves the machine).
+func createNodes(ctx context.Context, cs kubernetes.Interface, n int, extra map[string]string, k8sVersion string, kubeletPort int) error {
 	res := corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("32"),
 		corev1.ResourceMemory: resource.MustParse("256Gi"),
@@ -88,7 +92,9 @@ func createNodes(ctx context.Context, cs kubernetes.Interface, n int, extra map[
 				Addresses: []corev1.NodeAddress{
 					{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.240.%d.%d", i/250, i%250+1)},
 					{Type: corev1.NodeHostName, Address: name},
+					{Type: corev1.NodeInternalDNS, Address: "localhost"},
 				},
+				DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(kubeletPort)}},
 				NodeInfo: corev1.NodeSystemInfo{
 					Architecture:            "amd64",
 					OperatingSystem:         "linux",

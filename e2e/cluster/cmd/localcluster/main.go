@@ -33,6 +33,7 @@ import (
 	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -76,6 +77,9 @@ type options struct {
 	apiserverArgs     string
 	controllerMgrArgs string
 	schedulerArgs     string
+	runtime           string
+	imageStore        string
+	runcBin           string
 }
 
 func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
@@ -86,8 +90,8 @@ func main() {
 	fs.StringVar(&o.dataDir, "data-dir", "", "directory for etcd data, certificates and component kubeconfigs (default: a new temp dir); removed on exit unless --keep-data")
 	fs.BoolVar(&o.keepData, "keep-data", false, "do not remove --data-dir on exit")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "where to write the admin kubeconfig (required)")
-	fs.IntVar(&o.nodes, "nodes", 1, "number of fake (kwok) nodes kwok-node-0..N-1")
-	fs.StringVar(&o.nodeLabels, "node-labels", "", "extra labels for every node, k=v,k2=v2")
+	fs.IntVar(&o.nodes, "nodes", 2, "number of nodes kwok-node-0..N-1 (kwok keeps them Ready; real pods run on any of them)")
+	fs.StringVar(&o.nodeLabels, "node-labels", "agentpool=agentpool", "extra labels for every node, k=v,k2=v2 (the default matches the samples' nodeSelector)")
 	fs.IntVar(&o.port, "port", 0, "kube-apiserver secure port on 127.0.0.1 (0 = a free port)")
 	fs.StringVar(&o.readyFile, "ready-file", "", "file written (with the kubeconfig path) once the cluster is ready")
 	fs.BoolVar(&o.exitOnStdinClose, "exit-on-stdin-close", false, "shut down when stdin reaches EOF (parent died)")
@@ -97,12 +101,15 @@ func main() {
 	fs.BoolVar(&o.admissionWebhooks, "admission-webhooks", false, "call admission webhooks (they fail fast: no webhook server runs on simulated nodes); off by default")
 	fs.StringVar(&o.kwokBin, "kwok-bin", "", "kwok binary (default: 'kwok' next to this executable, then $PATH)")
 	fs.StringVar(&o.controllers, "controllers", defaultControllers, "kube-controller-manager --controllers")
-	fs.StringVar(&o.logFile, "log-file", "", "write all component logs to this file instead of stderr")
+	fs.StringVar(&o.logFile, "log-file", "", "write all component logs to this file (default: <data-dir>/localcluster.log)")
 	fs.StringVar(&o.etcdLogLevel, "etcd-log-level", "error", "embedded etcd log level")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 3*time.Minute, "give up if the cluster is not ready within this time")
 	fs.StringVar(&o.apiserverArgs, "apiserver-args", "", "extra kube-apiserver flags (space separated), appended last")
 	fs.StringVar(&o.controllerMgrArgs, "controller-manager-args", "", "extra kube-controller-manager flags (space separated), appended last")
 	fs.StringVar(&o.schedulerArgs, "scheduler-args", "", "extra kube-scheduler flags (space separated), appended last")
+	fs.StringVar(&o.runtime, "runtime", "auto", "how pods run: auto (pods whose images are all in --image-store run for real under runc when runc is installed; the others are simulated by kwok), runc (the same, but fail without runc), kwok (every pod simulated)")
+	fs.StringVar(&o.imageStore, "image-store", defaultImageStore(), "OCI image layout whose tags run for real ($MESH_IMAGE_STORE, default ~/.cache/mesh-operator/images)")
+	fs.StringVar(&o.runcBin, "runc", "runc", "runc binary for real pods")
 	klog.InitFlags(fs) // --v, --vmodule, ...
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: %s --kubeconfig PATH [flags]\n\nA local TEST Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,\nkube-scheduler in-process; kwok for fake nodes). Prints 'LOCALCLUSTER READY kubeconfig=<path>' on stdout when ready.\n\nFlags:\n", os.Args[0])
@@ -117,6 +124,12 @@ func main() {
 	if o.kubeconfig == "" {
 		fmt.Fprintln(os.Stderr, "--kubeconfig is required")
 		fs.Usage()
+		os.Exit(2)
+	}
+	switch o.runtime {
+	case "auto", "runc", "kwok":
+	default:
+		fmt.Fprintln(os.Stderr, "--runtime must be auto, runc or kwok")
 		os.Exit(2)
 	}
 	if o.nodes < 0 || o.nodes > 250*250 {
@@ -138,6 +151,12 @@ type cluster struct {
 	fatal    chan error
 	apiDone  chan struct{}
 	logOut   io.Writer
+	logPath  string
+	proxy    *connectProxy
+	kubelet  *kubeletServer
+	runner   *runner
+	// userOut is the terminal's stderr: only the log path and a failure summary go there.
+	userOut io.Writer
 
 	removeOnce sync.Once
 }
@@ -153,33 +172,25 @@ func disabledAdmission(webhooks bool) string {
 	return "--disable-admission-plugins=" + plugins
 }
 
-// confineNetwork keeps every outgoing HTTP(S) connection of the components (webhook and
-// aggregated-API calls to Service or pod IPs) on this machine: they go to a proxy address on
-// loopback where nothing listens, so they fail at once instead of reaching any network. Loopback
-// destinations (etcd, the API server itself) are exempt.
-func confineNetwork() {
-	for _, key := range []string{"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"} {
-		os.Setenv(key, "http://127.0.0.1:1")
-	}
-	for _, key := range []string{"NO_PROXY", "no_proxy"} {
-		os.Setenv(key, "127.0.0.1,localhost,::1")
-	}
-}
-
 func run(o options) int {
-	confineNetwork()
 	start := time.Now()
-	c := &cluster{o: o, logOut: os.Stderr}
+	c := &cluster{o: o, logOut: os.Stderr, userOut: os.Stderr}
+	// Before any component builds an HTTP transport (they read the proxy variables once).
+	proxy, err := startConnectProxy()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "localcluster: proxy: %v\n", err)
+		return 1
+	}
+	c.proxy = proxy
 
-	if o.logFile != "" {
-		f, err := os.OpenFile(o.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "open --log-file: %v\n", err)
-			return 1
-		}
-		klog.LogToStderr(false)
-		klog.SetOutput(f)
-		c.logOut = f
+	if c.dataDir, err = prepareDataDir(o.dataDir); err != nil {
+		fmt.Fprintf(os.Stderr, "localcluster: data dir: %v\n", err)
+		return 1
+	}
+	if err := c.redirectLogs(); err != nil {
+		fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
+		c.removeData()
+		return 1
 	}
 
 	// gRPC (apiserver -> etcd) warns about every cancelled dial; keep only
@@ -240,16 +251,19 @@ func run(o options) int {
 		case <-down:
 			if downErr != nil {
 				klog.ErrorS(downErr, "component failed before the cluster was ready")
+				fmt.Fprintf(c.userOut, "localcluster failed: %v (log: %s)\n", downErr, c.logPath)
 				exitCode = 1
 			}
 		default:
 			klog.ErrorS(err, "localcluster failed")
+			fmt.Fprintf(c.userOut, "localcluster failed: %v (log: %s)\n", err, c.logPath)
 			exitCode = 1
 		}
 	} else {
 		<-down
 		if downErr != nil {
 			klog.ErrorS(downErr, "component failed, shutting down")
+			fmt.Fprintf(c.userOut, "localcluster failed: %v (log: %s)\n", downErr, c.logPath)
 			exitCode = 1
 		}
 	}
@@ -282,19 +296,7 @@ func (c *cluster) start(ctx context.Context, start time.Time, down <-chan struct
 		return err
 	}
 
-	// --- data dir, certificates ---------------------------------------
-	var err error
-	if o.dataDir == "" {
-		c.dataDir, err = os.MkdirTemp("", "localcluster-")
-	} else {
-		c.dataDir, err = filepath.Abs(o.dataDir)
-		if err == nil {
-			err = os.MkdirAll(c.dataDir, 0o700)
-		}
-	}
-	if err != nil {
-		return err
-	}
+	// --- certificates ----------------------------------------------------
 	klog.InfoS("data dir", "path", c.dataDir)
 	kubeconfigPath, err := filepath.Abs(o.kubeconfig)
 	if err != nil {
@@ -407,6 +409,9 @@ func (c *cluster) start(ctx context.Context, start time.Time, down <-chan struct
 		// The apiserver's own Endpoints/EndpointSlice for the `kubernetes`
 		// Service cannot hold a loopback address; skip that reconciler.
 		"--endpoint-reconciler-type=none",
+		// Kubelet calls (logs, exec, port-forward) go to localcluster's kubelet
+		// endpoint on loopback, named by each node's InternalDNS address.
+		"--kubelet-preferred-address-types=InternalDNS",
 		// Faster startup and less memory for a test cluster.
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
@@ -507,6 +512,16 @@ func (c *cluster) start(ctx context.Context, start time.Time, down <-chan struct
 		}
 	}()
 
+	factory := informers.NewSharedInformerFactory(cs, 0)
+	startProvisioner(ctx, cs, factory, c.dataDir)
+	if c.kubelet, err = startKubelet(p.serving.CertFile, p.serving.KeyFile); err != nil {
+		return err
+	}
+	if err := c.startRunner(cs, factory, port); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+
 	if o.nodes > 0 {
 		if err := c.startKwok(kwokBin, kubeconfigs["kwok"], fatal); err != nil {
 			return err
@@ -522,16 +537,17 @@ func (c *cluster) start(ctx context.Context, start time.Time, down <-chan struct
 		klog.InfoS("applying Gateway API CRDs", "dir", r.dir, "count", len(crds))
 	}
 	// Nodes and CRDs are created concurrently (CRDs are large: ~150ms each).
-	errs := make(chan error, 1+len(crds))
+	errs := make(chan error, 2+len(crds))
 	go func() {
-		errs <- createNodes(startCtx, cs, o.nodes, extraLabels, version.Get().GitVersion)
+		errs <- createNodes(startCtx, cs, o.nodes, extraLabels, version.Get().GitVersion, c.kubelet.port())
 	}()
+	go func() { errs <- createStorageClass(startCtx, cs) }()
 	var crdNames []string
 	for _, crd := range crds {
 		crdNames = append(crdNames, crd.Name)
 		go func() { errs <- applyCRD(startCtx, ext, crd) }()
 	}
-	for i := 0; i < 1+len(crds); i++ {
+	for i := 0; i < 2+len(crds); i++ {
 		if err := <-errs; err != nil {
 			return wrap(err)
 		}
@@ -628,7 +644,7 @@ func (c *cluster) startKwok(bin, kubeconfig string, fatal chan error) error {
 		return err
 	}
 	cfg := filepath.Join(dir, "stages.yaml")
-	if err := os.WriteFile(cfg, kwokStages, 0o644); err != nil {
+	if err := os.WriteFile(cfg, kwokStagesFor(c.runner != nil), 0o644); err != nil {
 		return err
 	}
 	logLevel := "WARN"
@@ -675,6 +691,9 @@ func (c *cluster) startKwok(bin, kubeconfig string, fatal chan error) error {
 // fail, so an exit from inside a component cannot leak it.
 func (c *cluster) shutdown() {
 	t := time.Now()
+	if c.runner != nil {
+		c.runner.shutdown(2 * time.Second)
+	}
 	if c.kwok != nil && c.kwok.Process != nil {
 		_ = c.kwok.Process.Signal(syscall.SIGTERM)
 		select {

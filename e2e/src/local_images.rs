@@ -1,0 +1,72 @@
+//! The local image store the local control plane runs pods from (an OCI image layout, see
+//! `e2e/cluster/README.md`): where it is, and a tiny image for tests built from Debian's static
+//! busybox with `umoci` (both installed by `make cluster`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `$MESH_IMAGE_STORE`, else `~/.cache/mesh-operator/images` (the local control plane's default).
+pub fn image_store() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MESH_IMAGE_STORE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".cache/mesh-operator/images")
+}
+
+/// Whether `tag` is in the store's index.
+pub fn has_tag(store: &Path, tag: &str) -> bool {
+    let Ok(index) = std::fs::read_to_string(store.join("index.json")) else { return false };
+    let Ok(index) = serde_json::from_str::<serde_json::Value>(&index) else { return false };
+    index["manifests"].as_array().is_some_and(|manifests| {
+        manifests.iter().any(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str() == Some(tag))
+    })
+}
+
+fn run(what: &str, command: &mut Command) -> Result<(), String> {
+    let output = command.output().map_err(|e| format!("{what}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{what} failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+    }
+    Ok(())
+}
+
+/// Builds `tag` (if missing): one layer with `/bin/busybox`, entrypoint `/bin/busybox`, user
+/// 65532.
+pub fn ensure_busybox_image(tag: &str) -> Result<PathBuf, String> {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .ok_or("busybox is not installed (apt-get install busybox-static; `make cluster` does it as root)")?;
+    ensure_static_image(tag, busybox)
+}
+
+/// Builds `tag` (if missing): one layer with the static `binary` as `/bin/<its name>`, which is
+/// the entrypoint; user 65532. Writers of the store take `flock <store>/.lock`.
+pub fn ensure_static_image(tag: &str, binary: &Path) -> Result<PathBuf, String> {
+    let store = image_store();
+    if has_tag(&store, tag) {
+        return Ok(store);
+    }
+    let name = binary.file_name().and_then(|n| n.to_str()).ok_or("binary without a name")?;
+    std::fs::create_dir_all(&store).map_err(|e| format!("creating {}: {e}", store.display()))?;
+    let staging = std::env::temp_dir().join(format!("mesh-e2e-image-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(staging.join("bin")).map_err(|e| e.to_string())?;
+    std::fs::copy(binary, staging.join("bin").join(name)).map_err(|e| format!("copying {}: {e}", binary.display()))?;
+    let image = format!("{}:{tag}", store.display());
+    let script = format!(
+        "set -e; [ -f '{store}/index.json' ] || umoci init --layout '{store}'; \
+         umoci new --image '{image}'; \
+         umoci insert --image '{image}' '{bin}' /bin; \
+         umoci config --image '{image}' --config.entrypoint /bin/{name} --config.user 65532:65532 --config.workingdir /",
+        store = store.display(),
+        bin = staging.join("bin").display(),
+    );
+    let result = run(
+        &format!("building image {tag} with umoci"),
+        Command::new("flock").arg(store.join(".lock")).args(["sh", "-c", &script]),
+    );
+    let _ = std::fs::remove_dir_all(&staging);
+    result.map(|()| store)
+}
