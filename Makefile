@@ -10,10 +10,12 @@ demo: cluster
 
 ## test: every test — unit, then end-to-end on the local control plane (E2E_PROVIDER=kind|kubeconfig for others).
 test: cluster oracle
+	cd e2e/cluster && go test ./cmd/...
 	cargo test --workspace --locked -- --test-threads=4
 
-## cluster: build the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)
-## and the images it runs for real (OSM's control plane).
+## cluster: build the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok, the
+## real-pod runner; as root, apt-installs runc, umoci and busybox-static when missing) and the images it
+## runs for real (OSM's control plane).
 cluster: osm-images
 	bash e2e/cluster/build.sh $(BIN_DIR)
 

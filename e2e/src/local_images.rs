@@ -45,6 +45,9 @@ pub fn ensure_busybox_image(tag: &str) -> Result<PathBuf, String> {
 /// Builds `tag` (if missing): one layer with the static `binary` as `/bin/<its name>`, which is
 /// the entrypoint; user 65532. Writers of the store take `flock <store>/.lock`.
 pub fn ensure_static_image(tag: &str, binary: &Path) -> Result<PathBuf, String> {
+    // One build at a time in this process (tests run in parallel); the flock covers other processes.
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BUILD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let store = image_store();
     if has_tag(&store, tag) {
         return Ok(store);
@@ -55,8 +58,14 @@ pub fn ensure_static_image(tag: &str, binary: &Path) -> Result<PathBuf, String> 
     std::fs::create_dir_all(staging.join("bin")).map_err(|e| e.to_string())?;
     std::fs::copy(binary, staging.join("bin").join(name)).map_err(|e| format!("copying {}: {e}", binary.display()))?;
     let image = format!("{}:{tag}", store.display());
+    // Under the lock: create the layout if needed (umoci init refuses an existing directory, and
+    // the lock file lives in it), and build only if no other writer tagged it meanwhile.
     let script = format!(
-        "set -e; [ -f '{store}/index.json' ] || umoci init --layout '{store}'; \
+        "set -e; cd '{store}'; \
+         [ -f oci-layout ] || echo '{{\"imageLayoutVersion\":\"1.0.0\"}}' > oci-layout; \
+         [ -f index.json ] || echo '{{\"schemaVersion\":2,\"manifests\":[]}}' > index.json; \
+         mkdir -p blobs/sha256; \
+         grep -qF '\"org.opencontainers.image.ref.name\":\"{tag}\"' index.json && exit 0; \
          umoci new --image '{image}'; \
          umoci insert --image '{image}' '{bin}' /bin; \
          umoci config --image '{image}' --config.entrypoint /bin/{name} --config.user 65532:65532 --config.workingdir /",

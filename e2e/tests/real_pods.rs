@@ -7,10 +7,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::TokenReview;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::TokenReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{DeleteParams, LogParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -75,7 +75,7 @@ async fn create_pod(client: &Client, namespace: &str, pod: serde_json::Value) ->
     pods
 }
 
-/// The main scenario: a web server in a read-only root as UID 65532, whose readiness the process
+/// The main scenario: a web server in a read-only root as the pod's UID, whose readiness the process
 /// itself switches on and off, whose token authenticates as its ServiceAccount bound to the pod,
 /// whose logs and port are reachable, and whose deletion stops the process (SIGTERM first).
 #[tokio::test]
@@ -85,13 +85,14 @@ async fn a_local_image_runs_for_real_with_its_pod_spec() {
     let ns = TempNamespace::create(cluster, "real-pods").await;
     let heartbeat = std::env::temp_dir().join(format!("mesh-e2e-heartbeat-{}", mesh_e2e::namespace::random_suffix(6)));
     std::fs::create_dir_all(&heartbeat).expect("heartbeat dir");
-    // World-writable: the process runs as 65532.
+    // World-writable: the process runs as UID 4242.
     std::process::Command::new("chmod").arg("0777").arg(&heartbeat).status().expect("chmod");
     let script = r#"
 trap 'echo terminated > /heartbeat/exit; exit 0' TERM
 echo "pod=$(POD_NAME) ns=$POD_NAMESPACE sa=$SA node=$NODE ip=$POD_IP"
 echo "uid=$(id -u) gid=$(id -g)"
 if touch /written-to-root 2>/dev/null; then echo root-writable; else echo root-read-only; fi
+awk '$2 == "/" { split($4, o, ","); print "root-mount=" o[1] }' /proc/mounts
 echo "token=$(cat /var/run/secrets/kubernetes.io/serviceaccount/token)"
 echo "ca-bytes=$(wc -c < /var/run/secrets/kubernetes.io/serviceaccount/ca.crt)"
 printf 'GET / HTTP/1.0\r\n\r\n' | nc 127.0.0.1 "$KUBERNETES_SERVICE_PORT" | head -1 | sed 's/^/api-server-says=/'
@@ -124,7 +125,7 @@ while true; do date +%s%N > /heartbeat/beat; sleep 0.2; done
                     "readinessProbe": {"exec": {"command": ["/bin/busybox", "test", "-f", "/tmp/ready"]}, "periodSeconds": 1},
                     "livenessProbe": {"httpGet": {"path": "/index.html", "port": "http"}, "periodSeconds": 2},
                     "securityContext": {
-                        "runAsUser": 65532, "runAsGroup": 65532, "runAsNonRoot": true,
+                        "runAsUser": 4242, "runAsGroup": 4343, "runAsNonRoot": true,
                         "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
                         "capabilities": {"drop": ["ALL"]}
                     },
@@ -164,15 +165,20 @@ while true; do date +%s%N > /heartbeat/beat; sleep 0.2; done
         log.contains(&format!("pod=web ns={} sa=default node={node} ip={pod_ip}", ns.name)),
         "downward API env in the process: {log}"
     );
-    assert!(log.contains("uid=65532 gid=65532"), "runs as the pod's user: {log}");
-    assert!(log.contains("root-read-only"), "read-only root filesystem: {log}");
-    assert!(log.contains("api-server-says=HTTP/1.0 400 Bad Request"), "KUBERNETES_SERVICE_PORT reaches the API server: {log}");
+    // Not the image's user (65532): the pod's.
+    assert!(log.contains("uid=4242 gid=4343"), "runs as the pod's user: {log}");
+    assert!(log.contains("root-read-only") && log.contains("root-mount=ro\n"), "read-only root filesystem: {log}");
+    assert!(
+        log.contains("api-server-says=HTTP/1.0 400 Bad Request"),
+        "KUBERNETES_SERVICE_PORT reaches the API server: {log}"
+    );
     assert!(!log.contains("ca-bytes=0"), "ca.crt mounted: {log}");
 
     // The projected token authenticates as the pod's ServiceAccount, bound to this pod.
     let token = log.lines().find_map(|l| l.strip_prefix("token=")).expect("token in the log").to_string();
     let review: TokenReview = serde_json::from_value(json!({"spec": {"token": token}})).expect("review");
-    let reviewed = Api::<TokenReview>::all(client.clone()).create(&PostParams::default(), &review).await.expect("review");
+    let reviewed =
+        Api::<TokenReview>::all(client.clone()).create(&PostParams::default(), &review).await.expect("review");
     let status = reviewed.status.expect("review status");
     assert_eq!(status.authenticated, Some(true), "{status:?}");
     let user = status.user.expect("user");
@@ -203,7 +209,11 @@ while true; do date +%s%N > /heartbeat/beat; sleep 0.2; done
         }
     })
     .await;
-    assert_eq!(std::fs::read_to_string(heartbeat.join("exit")).unwrap_or_default().trim(), "terminated", "SIGTERM reached the process");
+    assert_eq!(
+        std::fs::read_to_string(heartbeat.join("exit")).unwrap_or_default().trim(),
+        "terminated",
+        "SIGTERM reached the process"
+    );
     let last = std::fs::read_to_string(&beat).expect("beat");
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(std::fs::read_to_string(&beat).expect("beat"), last, "the process no longer runs");
@@ -296,8 +306,10 @@ async fn an_admission_webhook_served_by_a_real_pod_is_called_through_its_service
     let client = cluster.client().await;
     let ns = TempNamespace::create(cluster, "real-webhook").await;
     let binary = mesh_e2e::cluster::bin_dir().join("testwebhook");
-    let meta = std::fs::metadata(&binary).unwrap_or_else(|e| panic!("{} (built by make cluster): {e}", binary.display()));
-    let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+    let meta =
+        std::fs::metadata(&binary).unwrap_or_else(|e| panic!("{} (built by make cluster): {e}", binary.display()));
+    let modified =
+        meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
     let tag = format!("mesh-e2e/webhook:{}-{modified}", meta.len());
     ensure_static_image(&tag, &binary).unwrap_or_else(|e| panic!("webhook image: {e}"));
     let pods = create_pod(
@@ -324,7 +336,10 @@ async fn an_admission_webhook_served_by_a_real_pod_is_called_through_its_service
         "spec": {"selector": {"app": "webhook"}, "ports": [{"port": 443, "targetPort": "https"}]}
     }))
     .expect("service");
-    Api::<Service>::namespaced(client.clone(), &ns.name).create(&PostParams::default(), &service).await.expect("service");
+    Api::<Service>::namespaced(client.clone(), &ns.name)
+        .create(&PostParams::default(), &service)
+        .await
+        .expect("service");
     wait::until("the webhook pod Ready", TIMEOUT, || async {
         let pod = pods.get("webhook").await.map_err(|e| e.to_string())?;
         if condition(&pod, "Ready").as_deref() == Some("True") { Ok(()) } else { Err(describe(&pod)) }
@@ -378,5 +393,8 @@ async fn an_admission_webhook_served_by_a_real_pod_is_called_through_its_service
     let _ = configs.delete(&name, &DeleteParams::default()).await;
     assert!(message.contains("denied by the real webhook in pod webhook"), "{message}");
     allowed_result.expect("an unlabelled ConfigMap is allowed");
-    assert!(logs(&pods, "webhook", false).await.contains("reviewed allowed allowed=true"), "the webhook saw the allowed one");
+    assert!(
+        logs(&pods, "webhook", false).await.contains("reviewed allowed allowed=true"),
+        "the webhook saw the allowed one"
+    );
 }
