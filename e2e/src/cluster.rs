@@ -40,8 +40,11 @@ pub struct TestCluster {
     pub kubeconfig: PathBuf,
     /// Which provider it came from.
     pub provider: Provider,
-    /// Whether it is simulated (kwok nodes): pods never really run there.
+    /// Whether it is simulated (kwok nodes): only pods whose images are in the local image store
+    /// run for real there (`e2e/cluster/README.md`, "Real pods").
     pub simulated: bool,
+    /// The local control plane's data dir (its component log, `runc/` state, pod dirs).
+    pub data_dir: Option<PathBuf>,
     process: Mutex<Option<Child>>,
 }
 
@@ -97,6 +100,7 @@ impl TestCluster {
                     kubeconfig: path.into(),
                     provider: Provider::Kubeconfig,
                     simulated: false,
+                    data_dir: None,
                     process: Mutex::new(None),
                 })
             }
@@ -110,6 +114,11 @@ impl TestCluster {
         let config =
             Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("valid kubeconfig");
         Client::try_from(config).expect("client")
+    }
+
+    /// `runc --root` of the local control plane's real containers (`runc --root DIR list`).
+    pub fn runc_root(&self) -> Option<PathBuf> {
+        self.data_dir.as_ref().map(|dir| dir.join("runc"))
     }
 
     /// Stops the local control plane (tests normally let the process exit instead).
@@ -160,6 +169,7 @@ fn start_local(admission_webhooks: bool) -> Result<TestCluster, String> {
     std::fs::create_dir_all(&workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
     let kubeconfig = workdir.join("kubeconfig");
     let log = workdir.join("cluster.log");
+    let data_dir = workdir.join("data");
     // Everything the control plane prints besides the READY line (the log file's path, a failure
     // summary) goes to the same log, never into the test output.
     let stderr = std::fs::OpenOptions::new()
@@ -181,6 +191,8 @@ fn start_local(admission_webhooks: bool) -> Result<TestCluster, String> {
         .arg("2")
         .arg("--log-file")
         .arg(&log)
+        .arg("--data-dir")
+        .arg(&data_dir)
         .arg("--exit-on-stdin-close")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -212,7 +224,13 @@ fn start_local(admission_webhooks: bool) -> Result<TestCluster, String> {
     );
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Ok(TestCluster { kubeconfig, provider: Provider::Local, simulated: true, process: Mutex::new(Some(child)) })
+    Ok(TestCluster {
+        kubeconfig,
+        provider: Provider::Local,
+        simulated: true,
+        data_dir: Some(data_dir),
+        process: Mutex::new(Some(child)),
+    })
 }
 
 fn start_kind() -> Result<TestCluster, String> {
@@ -247,7 +265,13 @@ fn start_kind() -> Result<TestCluster, String> {
     let output =
         Command::new("kind").args(["get", "kubeconfig", "--name", &name]).output().map_err(|e| e.to_string())?;
     std::fs::write(&kubeconfig, &output.stdout).map_err(|e| e.to_string())?;
-    Ok(TestCluster { kubeconfig, provider: Provider::Kind, simulated: false, process: Mutex::new(None) })
+    Ok(TestCluster {
+        kubeconfig,
+        provider: Provider::Kind,
+        simulated: false,
+        data_dir: None,
+        process: Mutex::new(None),
+    })
 }
 
 /// Waits `timeout` for `f` to be true, polling.

@@ -186,6 +186,20 @@ while true; do date +%s%N > /heartbeat/beat; sleep 0.2; done
     let bound_pod = user.extra.unwrap_or_default().get("authentication.kubernetes.io/pod-name").cloned();
     assert_eq!(bound_pod, Some(vec!["web".to_string()]), "token bound to the pod");
 
+    // runc shows the container under the cluster's state dir while it runs.
+    let runc_list = || {
+        let root = cluster.runc_root().expect("local control plane has a data dir");
+        let out = std::process::Command::new("runc")
+            .arg("--root")
+            .arg(root)
+            .args(["list", "-q"])
+            .output()
+            .expect("runc list");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let container_id = format!("{}.web.web", ns.name);
+    assert!(runc_list().lines().any(|l| l == container_id), "runc list shows {container_id}: {}", runc_list());
+
     // The port is reachable from the host through the forwarder the pod's annotation names.
     let response = get_through_forwarder(&pod, 8080, "/index.html").expect("GET through the forwarder");
     assert!(response.contains("hello-from-the-pod"), "{response}");
@@ -217,6 +231,7 @@ while true; do date +%s%N > /heartbeat/beat; sleep 0.2; done
     let last = std::fs::read_to_string(&beat).expect("beat");
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(std::fs::read_to_string(&beat).expect("beat"), last, "the process no longer runs");
+    assert!(!runc_list().lines().any(|l| l == container_id), "container gone from runc: {}", runc_list());
     let _ = std::fs::remove_dir_all(&heartbeat);
 }
 

@@ -298,6 +298,7 @@ func (c *cluster) start(ctx context.Context, start time.Time, down <-chan struct
 
 	// --- certificates ----------------------------------------------------
 	klog.InfoS("data dir", "path", c.dataDir)
+	klog.InfoS("component proxy (webhooks, aggregated APIs, pod proxy) listening", "addr", c.proxy.l.Addr().String())
 	kubeconfigPath, err := filepath.Abs(o.kubeconfig)
 	if err != nil {
 		return err

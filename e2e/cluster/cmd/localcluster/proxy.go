@@ -48,7 +48,6 @@ func startConnectProxy() (*connectProxy, error) {
 		os.Setenv(key, "127.0.0.1,localhost,::1")
 	}
 	go func() { _ = (&http.Server{Handler: cp}).Serve(l) }()
-	klog.InfoS("component proxy (webhooks, aggregated APIs, pod proxy) listening", "addr", l.Addr().String())
 	return cp, nil
 }
 
