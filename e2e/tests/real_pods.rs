@@ -11,7 +11,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenReview;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{DeleteParams, LogParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use mesh_e2e::local_images::{ensure_busybox_image, ensure_static_image};
@@ -91,6 +91,7 @@ async fn a_local_image_runs_for_real_with_its_pod_spec() {
 trap 'echo terminated > /heartbeat/exit; exit 0' TERM
 echo "pod=$(POD_NAME) ns=$POD_NAMESPACE sa=$SA node=$NODE ip=$POD_IP"
 echo "uid=$(id -u) gid=$(id -g)"
+echo "password=$PASSWORD"
 if touch /written-to-root 2>/dev/null; then echo root-writable; else echo root-read-only; fi
 awk '$2 == "/" { split($4, o, ","); print "root-mount=" o[1] }' /proc/mounts
 echo "token=$(cat /var/run/secrets/kubernetes.io/serviceaccount/token)"
@@ -101,6 +102,10 @@ httpd -f -p 8080 -h /tmp/www &
 (sleep 4; touch /tmp/ready; echo now-ready; sleep 6; rm /tmp/ready; echo now-unready) &
 while true; do date +%s%N > /heartbeat/beat; sleep 0.2; done
 "#;
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "creds"}, "stringData": {"password": "s3cret"}}))
+            .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), &ns.name).create(&PostParams::default(), &secret).await.expect("secret");
     let started = Instant::now();
     let pods = create_pod(
         &client,
@@ -119,7 +124,8 @@ while true; do date +%s%N > /heartbeat/beat; sleep 0.2; done
                         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                         {"name": "SA", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
                         {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
-                        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+                        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                        {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}}
                     ],
                     "ports": [{"name": "http", "containerPort": 8080}],
                     "readinessProbe": {"exec": {"command": ["/bin/busybox", "test", "-f", "/tmp/ready"]}, "periodSeconds": 1},
@@ -165,6 +171,7 @@ while true; do date +%s%N > /heartbeat/beat; sleep 0.2; done
         log.contains(&format!("pod=web ns={} sa=default node={node} ip={pod_ip}", ns.name)),
         "downward API env in the process: {log}"
     );
+    assert!(log.contains("password=s3cret\n"), "secretKeyRef env: {log}");
     // Not the image's user (65532): the pod's.
     assert!(log.contains("uid=4242 gid=4343"), "runs as the pod's user: {log}");
     assert!(log.contains("root-read-only") && log.contains("root-mount=ro\n"), "read-only root filesystem: {log}");

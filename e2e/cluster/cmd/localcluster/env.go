@@ -64,32 +64,21 @@ func (p *realPod) containerEnv(pod *corev1.Pod, spec *corev1.Container, imageEnv
 	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
 	defer cancel()
 	for _, from := range spec.EnvFrom {
-		var data map[string]string
-		switch {
-		case from.ConfigMapRef != nil:
-			cm, err := p.r.cs.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, from.ConfigMapRef.Name, metav1.GetOptions{})
-			if err != nil {
-				if apierrors.IsNotFound(err) && from.ConfigMapRef.Optional != nil && *from.ConfigMapRef.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("envFrom configMap %q: %w", from.ConfigMapRef.Name, err)
-			}
-			data = cm.Data
-		case from.SecretRef != nil:
-			s, err := p.r.cs.CoreV1().Secrets(pod.Namespace).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
-			if err != nil {
-				if apierrors.IsNotFound(err) && from.SecretRef.Optional != nil && *from.SecretRef.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("envFrom secret %q: %w", from.SecretRef.Name, err)
-			}
-			data = map[string]string{}
-			for k, v := range s.Data {
-				data[k] = string(v)
-			}
+		kind, name, optional := "configMap", "", (*bool)(nil)
+		if ref := from.ConfigMapRef; ref != nil {
+			name, optional = ref.Name, ref.Optional
+		} else if ref := from.SecretRef; ref != nil {
+			kind, name, optional = "secret", ref.Name, ref.Optional
+		}
+		data, found, err := p.podData(ctx, kind, name, optional)
+		if err != nil {
+			return nil, fmt.Errorf("envFrom: %w", err)
+		}
+		if !found {
+			continue
 		}
 		for k, v := range data {
-			env.set(from.Prefix+k, v)
+			env.set(from.Prefix+k, string(v))
 		}
 	}
 	for _, e := range spec.Env {
@@ -118,36 +107,55 @@ func (p *realPod) envValueFrom(ctx context.Context, pod *corev1.Pod, spec *corev
 		return v, err == nil, err
 	case from.SecretKeyRef != nil:
 		ref := from.SecretKeyRef
-		optional := ref.Optional != nil && *ref.Optional
-		s, err := p.r.cs.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil {
-			if apierrors.IsNotFound(err) && optional {
-				return "", false, nil
-			}
-			return "", false, fmt.Errorf("secret %q: %w", ref.Name, err)
-		}
-		v, ok := s.Data[ref.Key]
-		if !ok && !optional {
-			return "", false, fmt.Errorf("secret %q has no key %q", ref.Name, ref.Key)
-		}
-		return string(v), ok, nil
+		return p.dataKey(ctx, "secret", ref.Name, ref.Key, ref.Optional)
 	case from.ConfigMapKeyRef != nil:
 		ref := from.ConfigMapKeyRef
-		optional := ref.Optional != nil && *ref.Optional
-		cm, err := p.r.cs.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil {
-			if apierrors.IsNotFound(err) && optional {
-				return "", false, nil
-			}
-			return "", false, fmt.Errorf("configMap %q: %w", ref.Name, err)
-		}
-		v, ok := cm.Data[ref.Key]
-		if !ok && !optional {
-			return "", false, fmt.Errorf("configMap %q has no key %q", ref.Name, ref.Key)
-		}
-		return v, ok, nil
+		return p.dataKey(ctx, "configMap", ref.Name, ref.Key, ref.Optional)
 	}
 	return "", false, fmt.Errorf("unsupported valueFrom")
+}
+
+// podData reads a Secret's or ConfigMap's data in the pod's namespace;
+// found is false for a missing optional one.
+func (p *realPod) podData(ctx context.Context, kind, name string, optional *bool) (data map[string][]byte, found bool, err error) {
+	if kind == "secret" {
+		s, err := p.r.cs.CoreV1().Secrets(p.namespace).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			return s.Data, true, nil
+		}
+		if apierrors.IsNotFound(err) && optional != nil && *optional {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("secret %q: %w", name, err)
+	}
+	cm, err := p.r.cs.CoreV1().ConfigMaps(p.namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) && optional != nil && *optional {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("configMap %q: %w", name, err)
+	}
+	data = map[string][]byte{}
+	for k, v := range cm.Data {
+		data[k] = []byte(v)
+	}
+	for k, v := range cm.BinaryData {
+		data[k] = v
+	}
+	return data, true, nil
+}
+
+// dataKey is one key of a Secret or ConfigMap (secretKeyRef, configMapKeyRef).
+func (p *realPod) dataKey(ctx context.Context, kind, name, key string, optional *bool) (string, bool, error) {
+	data, found, err := p.podData(ctx, kind, name, optional)
+	if err != nil || !found {
+		return "", false, err
+	}
+	v, ok := data[key]
+	if !ok && (optional == nil || !*optional) {
+		return "", false, fmt.Errorf("%s %q has no key %q", kind, name, key)
+	}
+	return string(v), ok, nil
 }
 
 // fieldValue is the downward API.

@@ -15,7 +15,6 @@ import (
 
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
@@ -126,32 +125,12 @@ func (p *realPod) writeVolume(pod *corev1.Pod, v *corev1.Volume, dir string) (ti
 		}
 		return nil
 	}
-	secret := func(name string, optional *bool, items []corev1.KeyToPath, def *int32) error {
-		s, err := p.r.cs.CoreV1().Secrets(pod.Namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			if apierrors.IsNotFound(err) && optional != nil && *optional {
-				return nil
-			}
-			return fmt.Errorf("secret %q: %w", name, err)
+	fromData := func(kind, name string, optional *bool, items []corev1.KeyToPath, def *int32) error {
+		data, found, err := p.podData(ctx, kind, name, optional)
+		if err != nil || !found {
+			return err
 		}
-		return addData(s.Data, items, def, "secret "+name)
-	}
-	configMap := func(name string, optional *bool, items []corev1.KeyToPath, def *int32) error {
-		cm, err := p.r.cs.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			if apierrors.IsNotFound(err) && optional != nil && *optional {
-				return nil
-			}
-			return fmt.Errorf("configMap %q: %w", name, err)
-		}
-		data := map[string][]byte{}
-		for k, d := range cm.Data {
-			data[k] = []byte(d)
-		}
-		for k, d := range cm.BinaryData {
-			data[k] = d
-		}
-		return addData(data, items, def, "configMap "+name)
+		return addData(data, items, def, kind+" "+name)
 	}
 	downward := func(items []corev1.DownwardAPIVolumeFile, def *int32) error {
 		for _, it := range items {
@@ -173,9 +152,9 @@ func (p *realPod) writeVolume(pod *corev1.Pod, v *corev1.Volume, dir string) (ti
 	var err error
 	switch {
 	case v.Secret != nil:
-		err = secret(v.Secret.SecretName, v.Secret.Optional, v.Secret.Items, v.Secret.DefaultMode)
+		err = fromData("secret", v.Secret.SecretName, v.Secret.Optional, v.Secret.Items, v.Secret.DefaultMode)
 	case v.ConfigMap != nil:
-		err = configMap(v.ConfigMap.Name, v.ConfigMap.Optional, v.ConfigMap.Items, v.ConfigMap.DefaultMode)
+		err = fromData("configMap", v.ConfigMap.Name, v.ConfigMap.Optional, v.ConfigMap.Items, v.ConfigMap.DefaultMode)
 	case v.DownwardAPI != nil:
 		err = downward(v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
 	case v.Projected != nil:
@@ -183,9 +162,9 @@ func (p *realPod) writeVolume(pod *corev1.Pod, v *corev1.Volume, dir string) (ti
 		for _, src := range v.Projected.Sources {
 			switch {
 			case src.Secret != nil:
-				err = secret(src.Secret.Name, src.Secret.Optional, src.Secret.Items, def)
+				err = fromData("secret", src.Secret.Name, src.Secret.Optional, src.Secret.Items, def)
 			case src.ConfigMap != nil:
-				err = configMap(src.ConfigMap.Name, src.ConfigMap.Optional, src.ConfigMap.Items, def)
+				err = fromData("configMap", src.ConfigMap.Name, src.ConfigMap.Optional, src.ConfigMap.Items, def)
 			case src.DownwardAPI != nil:
 				err = downward(src.DownwardAPI.Items, def)
 			case src.ServiceAccountToken != nil:
