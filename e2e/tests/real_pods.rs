@@ -328,11 +328,11 @@ async fn an_admission_webhook_served_by_a_real_pod_is_called_through_its_service
     let client = cluster.client().await;
     let ns = TempNamespace::create(cluster, "real-webhook").await;
     let binary = mesh_e2e::cluster::bin_dir().join("testwebhook");
-    let meta =
-        std::fs::metadata(&binary).unwrap_or_else(|e| panic!("{} (built by make cluster): {e}", binary.display()));
-    let modified =
-        meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
-    let tag = format!("mesh-e2e/webhook:{}-{modified}", meta.len());
+    let bytes = std::fs::read(&binary).unwrap_or_else(|e| panic!("{} (built by make cluster): {e}", binary.display()));
+    // Tagged by content, so rebuilding the same binary reuses the image.
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&bytes, &mut hasher);
+    let tag = format!("mesh-e2e/webhook:{:016x}", std::hash::Hasher::finish(&hasher));
     ensure_static_image(&tag, &binary).unwrap_or_else(|e| panic!("webhook image: {e}"));
     let pods = create_pod(
         &client,
