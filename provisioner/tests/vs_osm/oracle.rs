@@ -43,8 +43,6 @@ pub struct Decision {
     pub verdict: String,
     pub allowed_orders: usize,
     pub orders: usize,
-    /// Printed with a failing request (Debug).
-    #[allow(dead_code)]
     pub reasons: std::collections::BTreeMap<String, usize>,
 }
 
