@@ -2,7 +2,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/mesh-operator/target
 BIN_DIR ?= $(HOME)/.cache/mesh-operator/bin
 
-.PHONY: demo test cluster osm-images oracle crds unit e2e bench
+.PHONY: demo test cluster osm-images oracle soak crds unit e2e bench
 
 ## demo: run the bookstore demo on the local control plane (apply, converge, edit the split, tear down).
 demo: cluster
@@ -27,6 +27,10 @@ oracle:
 ## ($MESH_IMAGE_STORE, default ~/.cache/mesh-operator/images), so its pods run for real.
 osm-images:
 	bash e2e/osm/build.sh $(BIN_DIR)
+
+## soak: the translation against OSM's own code on many more inputs (OSM_ORACLE_CASES, default 20000; OSM_ORACLE_SEED replays).
+soak: oracle
+	OSM_ORACLE_CASES=$${OSM_ORACLE_CASES:-20000} MESH_E2E_BIN_DIR=$(BIN_DIR) cargo test --locked --release -p mesh-provisioner --test translate_vs_osm -- --nocapture
 
 ## crds: regenerate crds/yaml from the code.
 crds:
