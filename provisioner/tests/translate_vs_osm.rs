@@ -10,6 +10,7 @@
 //! (default 2,000; `make soak` runs more). All inputs go through one oracle process;
 //! `OSM_ORACLE_DUMP=FILE` writes its input (`osm-oracle serve < FILE` replays it).
 
+mod translate_support;
 mod vs_osm;
 
 use std::collections::BTreeMap;

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::translate_support::istio_str;
+
 /// What a request looks like to the destination sidecar.
 #[derive(Clone, Debug)]
 pub struct IstioRequest {
@@ -34,18 +36,6 @@ pub struct HttpRequest {
 pub struct IstioPod {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
-}
-
-fn istio_str(pattern: &str, value: &str) -> bool {
-    if pattern == "*" {
-        true
-    } else if let Some(suffix) = pattern.strip_prefix('*') {
-        value.ends_with(suffix)
-    } else if let Some(prefix) = pattern.strip_suffix('*') {
-        value.starts_with(prefix)
-    } else {
-        pattern == value
-    }
 }
 
 fn strings(v: &Value) -> Vec<String> {
