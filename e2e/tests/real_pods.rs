@@ -309,6 +309,35 @@ async fn replicas_share_a_port_and_other_images_stay_simulated() {
         if available == 2 { Ok(()) } else { Err(format!("{:?}", d.status)) }
     })
     .await;
+    // Inside a real pod, the Service's name resolves (to a loopback address of the pod's own) and
+    // reaches a replica; any other name does not resolve.
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "twice"},
+        "spec": {"selector": {"app": "twice"}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }))
+    .expect("service");
+    Api::<Service>::namespaced(client.clone(), &ns.name)
+        .create(&PostParams::default(), &service)
+        .await
+        .expect("service");
+    let script = format!(
+        "nslookup example.com 127.0.0.1 || true; \
+         until wget -q -O- http://twice.{ns}.svc.cluster.local/etc/hostname; do sleep 0.5; done; sleep 3600",
+        ns = ns.name
+    );
+    let clients = create_pod(
+        &client,
+        &ns.name,
+        json!({"metadata": {"name": "client"}, "spec": {"containers": [{"name": "c", "image": IMAGE, "args": ["sh", "-c", script]}]}}),
+    )
+    .await;
+    let log = wait::until("the client to reach a replica by its Service name", TIMEOUT, || async {
+        let log = logs(&clients, "client", false).await;
+        if log.contains("twice-") { Ok(log) } else { Err(log) }
+    })
+    .await;
+    assert!(log.contains("can't find example.com: NXDOMAIN"), "only Services resolve: {log}");
+
     let pod = wait::until("the simulated pod Ready", TIMEOUT, || async {
         let pod = simulated.get("simulated").await.map_err(|e| e.to_string())?;
         if condition(&pod, "Ready").as_deref() == Some("True") { Ok(pod) } else { Err(describe(&pod)) }

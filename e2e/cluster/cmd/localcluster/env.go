@@ -253,7 +253,7 @@ func resourceValue(spec *corev1.Container, ref *corev1.ResourceFieldSelector) (s
 
 // writePodFiles writes the pod's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf. The pod's own name resolves to loopback (its only
-// address); no nameserver answers, so nothing is ever resolved off the machine.
+// address); the nameserver is localcluster's, inside the pod (dns.go).
 func writePodFiles(dir string, pod *corev1.Pod) error {
 	hostname := pod.Name
 	if pod.Spec.Hostname != "" {

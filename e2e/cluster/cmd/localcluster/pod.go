@@ -46,7 +46,8 @@ type realPod struct {
 	pod          *corev1.Pod
 	ns           *netns // nil with hostNetwork
 	listeners    []net.Listener
-	ports        map[int32]string // containerPort -> host loopback address
+	closers      []interface{ Close() error } // other sockets of the sandbox (DNS)
+	ports        map[int32]string             // containerPort -> host loopback address
 	sandboxReady bool
 	initialized  bool
 	setupErr     string
@@ -262,6 +263,9 @@ func (p *realPod) setup() error {
 	p.mu.Lock()
 	p.ns, p.listeners, p.ports = ns, listeners, ports
 	p.mu.Unlock()
+	if err := p.startDNS(); err != nil {
+		return err
+	}
 	if len(ports) > 0 {
 		go p.annotatePorts(ports)
 	}
@@ -335,6 +339,9 @@ func (p *realPod) terminate(grace time.Duration, deleteFromAPI bool) {
 	p.mu.Lock()
 	for _, l := range p.listeners {
 		l.Close()
+	}
+	for _, c := range p.closers {
+		c.Close()
 	}
 	if p.ns != nil {
 		p.ns.remove()

@@ -52,6 +52,9 @@ type runner struct {
 	nodes    corelisters.NodeLister
 	pods     corelisters.PodLister
 
+	// dialService connects to a Service's port on a real pod (the component proxy's rule).
+	dialService func(ctx context.Context, host string, port int) (net.Conn, error)
+
 	mu     sync.Mutex
 	real   map[types.UID]*realPod
 	nextIP uint32
@@ -287,6 +290,7 @@ func (c *cluster) startRunner(cs kubernetes.Interface, factory informers.SharedI
 	if err != nil {
 		return err
 	}
+	r.dialService = c.proxy.dial
 	c.runner = r
 	c.proxy.runner.Store(r)
 	c.kubelet.runner.Store(r)
