@@ -15,11 +15,8 @@ mod translate_support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::ObjectMeta;
 use mesh_crds::NotificationLevel;
 use mesh_crds::smi::{
     HTTPMatch, HTTPRouteGroup, HTTPRouteGroupSpec, IdentityBinding, TCPMatch, TCPRoute, TCPRouteSpec, TrafficSplit,
@@ -28,6 +25,9 @@ use mesh_crds::smi::{
 use mesh_provisioner::translate::{Target, Translation, TranslationInput, translate};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
+use translate_support::objects::{
+    deployment, http_rule, meta, route_group, service_account, tcp_route, tcp_rule, traffic_target,
+};
 use translate_support::{Pod, Request, RequestKind, istio_allows, pods, route, same_shares, smi_decide};
 
 const NAMESPACES: [&str; 2] = ["a", "b"];
@@ -280,29 +280,6 @@ fn request_strategy() -> impl Strategy<Value = (usize, usize, Request)> {
         })
 }
 
-fn meta(name: &str, ns: &str) -> ObjectMeta {
-    ObjectMeta { name: Some(name.to_string()), namespace: Some(ns.to_string()), ..Default::default() }
-}
-
-fn deployment(name: &str, ns: &str, sa: &str, labels: BTreeMap<String, String>) -> Deployment {
-    Deployment {
-        metadata: meta(name, ns),
-        spec: Some(DeploymentSpec {
-            selector: LabelSelector { match_labels: Some(labels.clone()), ..Default::default() },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(sa.to_string()),
-                    containers: vec![Container { name: "app".into(), ..Default::default() }],
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 fn labels(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
@@ -350,32 +327,18 @@ fn build(world: &World) -> TranslationInput {
         ));
     }
     for (i, g) in world.groups.iter().enumerate() {
-        let matches = g
-            .matches
-            .iter()
-            .enumerate()
-            .map(|(j, m)| {
-                let mut headers: Vec<BTreeMap<String, String>> = m
-                    .headers
-                    .iter()
-                    .map(|(h, v)| BTreeMap::from([(HEADER_NAMES[*h].to_string(), v.clone())]))
-                    .collect();
-                if g.multi_key && j == 0 {
-                    headers.push(BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())]));
-                }
-                HTTPMatch { name: format!("m{j}"), path_regex: m.path.clone(), methods: m.methods.clone(), headers }
-            })
-            .collect();
-        input.http_route_groups.push(HTTPRouteGroup {
-            metadata: meta(&format!("g{i}"), NAMESPACES[g.ns]),
-            spec: HTTPRouteGroupSpec { hosts: Vec::new(), matches },
+        let matches = g.matches.iter().enumerate().map(|(j, m)| {
+            let mut headers: Vec<BTreeMap<String, String>> =
+                m.headers.iter().map(|(h, v)| BTreeMap::from([(HEADER_NAMES[*h].to_string(), v.clone())])).collect();
+            if g.multi_key && j == 0 {
+                headers.push(BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())]));
+            }
+            HTTPMatch { name: String::new(), path_regex: m.path.clone(), methods: m.methods.clone(), headers }
         });
+        input.http_route_groups.push(route_group(i, NAMESPACES[g.ns], matches));
     }
     for (i, (ns, ports)) in world.tcp_routes.iter().enumerate() {
-        input.tcp_routes.push(TCPRoute {
-            metadata: meta(&format!("t{i}"), NAMESPACES[*ns]),
-            spec: TCPRouteSpec { matches: TCPMatch { name: None, ports: ports.clone() } },
-        });
+        input.tcp_routes.push(tcp_route(i, NAMESPACES[*ns], ports.clone()));
     }
     for (i, t) in world.targets.iter().enumerate() {
         let ns = NAMESPACES[t.ns];
@@ -383,38 +346,14 @@ fn build(world: &World) -> TranslationInput {
             .rules
             .iter()
             .map(|r| match r {
-                RuleD::Http { group, matches } => TrafficTargetRule {
-                    kind: "HTTPRouteGroup".into(),
-                    name: format!("g{group}"),
-                    matches: matches.iter().map(|m| format!("m{m}")).collect(),
-                },
-                RuleD::Tcp { route } => {
-                    TrafficTargetRule { kind: "TCPRoute".into(), name: format!("t{route}"), matches: Vec::new() }
-                }
+                RuleD::Http { group, matches } => http_rule(*group, matches),
+                RuleD::Tcp { route } => tcp_rule(*route),
             })
             .collect();
-        let sources = t
-            .sources
-            .iter()
-            .map(|(n, s, no_ns)| IdentityBinding {
-                kind: "ServiceAccount".into(),
-                name: format!("s{s}"),
-                namespace: (!no_ns).then(|| NAMESPACES[*n].to_string()),
-            })
-            .collect();
+        let sources =
+            t.sources.iter().map(|(n, s, no_ns)| service_account(*s, (!no_ns).then_some(NAMESPACES[*n]))).collect();
         let dest_ns = if t.dest_elsewhere { NAMESPACES[1 - t.ns] } else { ns };
-        input.traffic_targets.push(TrafficTarget {
-            metadata: meta(&format!("tt{i}"), ns),
-            spec: TrafficTargetSpec {
-                destination: IdentityBinding {
-                    kind: "ServiceAccount".into(),
-                    name: format!("s{}", t.dest),
-                    namespace: Some(dest_ns.to_string()),
-                },
-                rules,
-                sources,
-            },
-        });
+        input.traffic_targets.push(traffic_target(i, ns, service_account(t.dest, Some(dest_ns)), rules, sources));
     }
     for (i, s) in world.splits.iter().enumerate() {
         input.traffic_splits.push(TrafficSplit {

@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod objects;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use gateway_api::apis::standard::httproutes::{

@@ -7,17 +7,15 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::ObjectMeta;
-use mesh_crds::smi::{
-    HTTPMatch, HTTPRouteGroup, HTTPRouteGroupSpec, IdentityBinding, TCPMatch, TCPRoute, TCPRouteSpec, TrafficSplit,
-    TrafficSplitBackend, TrafficSplitSpec, TrafficTarget, TrafficTargetRule, TrafficTargetSpec,
-};
+use mesh_crds::smi::{HTTPMatch, TrafficSplit, TrafficSplitBackend, TrafficSplitSpec};
 use mesh_provisioner::translate::TranslationInput;
 use proptest::prelude::*;
+
+use crate::translate_support::objects::{
+    deployment, http_rule, meta, route_group, service_account, tcp_route, tcp_rule, traffic_target,
+};
 
 pub const NAMESPACES: [&str; 2] = ["a", "b"];
 pub const SAS: usize = 3;
@@ -226,10 +224,6 @@ pub fn request_strategy() -> impl Strategy<Value = RequestD> {
         })
 }
 
-fn meta(name: &str, ns: &str) -> ObjectMeta {
-    ObjectMeta { name: Some(name.to_string()), namespace: Some(ns.to_string()), ..Default::default() }
-}
-
 fn service(ns: &str, s: usize, mysql: bool) -> Service {
     let mut ports = vec![
         ServicePort {
@@ -256,56 +250,27 @@ fn service(ns: &str, s: usize, mysql: bool) -> Service {
     }
 }
 
-fn deployment(ns: &str, s: usize) -> Deployment {
-    let labels = BTreeMap::from([("app".to_string(), format!("s{s}"))]);
-    Deployment {
-        metadata: meta(&format!("w-s{s}"), ns),
-        spec: Some(DeploymentSpec {
-            selector: LabelSelector { match_labels: Some(labels.clone()), ..Default::default() },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(format!("s{s}")),
-                    containers: vec![Container { name: "app".into(), ..Default::default() }],
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 /// The translation input of a case.
 pub fn build(case: &Case) -> TranslationInput {
     let mut input = TranslationInput::default();
     for (n, ns) in NAMESPACES.iter().enumerate() {
         for s in 0..SAS {
-            input.deployments.push(deployment(ns, s));
+            let labels = BTreeMap::from([("app".to_string(), format!("s{s}"))]);
+            input.deployments.push(deployment(&format!("w-s{s}"), ns, &format!("s{s}"), labels));
             input.services.push(service(ns, s, case.mysql[n][s]));
         }
     }
     for (i, (ns, matches)) in case.groups.iter().enumerate() {
-        let matches = matches
-            .iter()
-            .enumerate()
-            .map(|(j, m)| HTTPMatch {
-                name: format!("m{j}"),
-                path_regex: m.path.map(str::to_string),
-                methods: m.methods.iter().map(|s| s.to_string()).collect(),
-                headers: m.headers.iter().map(|(k, v)| BTreeMap::from([(k.to_string(), v.to_string())])).collect(),
-            })
-            .collect();
-        input.http_route_groups.push(HTTPRouteGroup {
-            metadata: meta(&format!("g{i}"), NAMESPACES[*ns]),
-            spec: HTTPRouteGroupSpec { hosts: Vec::new(), matches },
+        let matches = matches.iter().map(|m| HTTPMatch {
+            name: String::new(),
+            path_regex: m.path.map(str::to_string),
+            methods: m.methods.iter().map(|s| s.to_string()).collect(),
+            headers: m.headers.iter().map(|(k, v)| BTreeMap::from([(k.to_string(), v.to_string())])).collect(),
         });
+        input.http_route_groups.push(route_group(i, NAMESPACES[*ns], matches));
     }
     for (i, (ns, ports)) in case.tcp_routes.iter().enumerate() {
-        input.tcp_routes.push(TCPRoute {
-            metadata: meta(&format!("t{i}"), NAMESPACES[*ns]),
-            spec: TCPRouteSpec { matches: TCPMatch { name: None, ports: ports.clone() } },
-        });
+        input.tcp_routes.push(tcp_route(i, NAMESPACES[*ns], ports.clone()));
     }
     for (i, t) in case.targets.iter().enumerate() {
         let ns = NAMESPACES[t.ns];
@@ -313,38 +278,12 @@ pub fn build(case: &Case) -> TranslationInput {
             .rules
             .iter()
             .map(|r| match r {
-                RuleD::Http { group, matches } => TrafficTargetRule {
-                    kind: "HTTPRouteGroup".into(),
-                    name: format!("g{group}"),
-                    matches: matches.iter().map(|m| format!("m{m}")).collect(),
-                },
-                RuleD::Tcp { route } => {
-                    TrafficTargetRule { kind: "TCPRoute".into(), name: format!("t{route}"), matches: Vec::new() }
-                }
+                RuleD::Http { group, matches } => http_rule(*group, matches),
+                RuleD::Tcp { route } => tcp_rule(*route),
             })
             .collect();
-        let sources = t
-            .sources
-            .iter()
-            .flatten()
-            .map(|(n, s)| IdentityBinding {
-                kind: "ServiceAccount".into(),
-                name: format!("s{s}"),
-                namespace: Some(NAMESPACES[*n].to_string()),
-            })
-            .collect();
-        input.traffic_targets.push(TrafficTarget {
-            metadata: meta(&format!("tt{i}"), ns),
-            spec: TrafficTargetSpec {
-                destination: IdentityBinding {
-                    kind: "ServiceAccount".into(),
-                    name: format!("s{}", t.dest),
-                    namespace: Some(ns.to_string()),
-                },
-                rules,
-                sources,
-            },
-        });
+        let sources = t.sources.iter().flatten().map(|(n, s)| service_account(*s, Some(NAMESPACES[*n]))).collect();
+        input.traffic_targets.push(traffic_target(i, ns, service_account(t.dest, Some(ns)), rules, sources));
     }
     for (i, (ns, root, backends)) in case.splits.iter().enumerate() {
         input.traffic_splits.push(TrafficSplit {
