@@ -449,3 +449,42 @@ async fn an_admission_webhook_served_by_a_real_pod_is_called_through_its_service
         "the webhook saw the allowed one"
     );
 }
+
+/// A pod deleted while its container is still starting is stopped and removed all the same.
+#[tokio::test]
+async fn a_pod_deleted_while_starting_goes_away() {
+    let Some(cluster) = real_cluster() else { return };
+    let client = cluster.client().await;
+    let ns = TempNamespace::create(cluster, "real-quick-delete").await;
+    for round in 0..5 {
+        let name = format!("quick-{round}");
+        let pods = create_pod(
+            &client,
+            &ns.name,
+            json!({
+                "metadata": {"name": name},
+                "spec": {"terminationGracePeriodSeconds": 2, "containers": [{"name": "c", "image": IMAGE, "args": ["sleep", "3600"]}]}
+            }),
+        )
+        .await;
+        // Wait for the runner to pick the pod up, then delete it at once.
+        wait::until("the pod classified as real", TIMEOUT, || async {
+            let pod = pods.get(&name).await.map_err(|e| e.to_string())?;
+            if pod.annotations().get(RUNTIME_ANNOTATION).map(String::as_str) == Some("runc") {
+                Ok(())
+            } else {
+                Err(describe(&pod))
+            }
+        })
+        .await;
+        pods.delete(&name, &DeleteParams::default()).await.expect("delete");
+        wait::until("the pod deleted while starting to be removed", TIMEOUT, || async {
+            match pods.get_opt(&name).await {
+                Ok(None) => Ok(()),
+                Ok(Some(pod)) => Err(describe(&pod)),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+    }
+}

@@ -35,8 +35,9 @@ type container struct {
 	ready        bool
 	started      bool
 	running      *exec.Cmd
-	runDone      chan struct{} // closed when the current run ended
-	killReason   string        // why we killed the current run (liveness, ...)
+	runDone      chan struct{}  // closed when the current run ended
+	killReason   string         // why we killed the current run (liveness, ...)
+	stopGrace    *time.Duration // set once the pod terminates: a run starting later is stopped at once
 }
 
 func newContainer(p *realPod, spec corev1.Container) *container {
@@ -145,8 +146,13 @@ func (c *container) runOnce() int {
 	c.state = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: startedAt}}
 	c.started = c.spec.StartupProbe == nil
 	c.ready = c.spec.ReadinessProbe == nil && c.started && !c.isInit()
+	stopGrace := c.stopGrace
 	c.mu.Unlock()
 	c.p.changed()
+	if stopGrace != nil {
+		// The pod began terminating while this run was starting: stop it like the others.
+		go c.stop(*stopGrace)
+	}
 	if !c.isInit() {
 		go c.probe(probeCtx)
 	}
@@ -208,15 +214,32 @@ func (c *container) kill(signal, reason string) {
 		c.killReason = reason
 	}
 	c.mu.Unlock()
-	out, err := exec.Command(c.p.r.runcBin, "--root", c.p.r.runcRoot, "kill", "--all", c.id, signal).CombinedOutput()
-	if err != nil {
-		klog.V(1).InfoS("runner: runc kill", "container", c.id, "signal", signal, "err", err, "output", string(out))
+	args := []string{"--root", c.p.r.runcRoot, "kill"}
+	if c.p.r.cgroups {
+		args = append(args, "--all") // every process of the container (needs its cgroup)
+	}
+	args = append(args, c.id, signal)
+	// Right after `runc run` starts, the container may not exist yet: retry while the run lasts.
+	for attempt := 0; ; attempt++ {
+		out, err := exec.Command(c.p.r.runcBin, args...).CombinedOutput()
+		if err == nil {
+			return
+		}
+		c.mu.Lock()
+		gone := c.running == nil
+		c.mu.Unlock()
+		if gone || attempt == 50 {
+			klog.V(1).InfoS("runner: runc kill", "container", c.id, "signal", signal, "err", err, "output", string(out))
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
 // stop ends the current run: SIGTERM, then SIGKILL after grace.
 func (c *container) stop(grace time.Duration) {
 	c.mu.Lock()
+	c.stopGrace = &grace
 	done := c.runDone
 	running := c.running != nil
 	c.mu.Unlock()
