@@ -73,7 +73,9 @@ fi
 if ! $with_curl; then
 	echo "build.sh: no curlimages/curl (--with-curl not given): osm-controller and osm-injector stay simulated" >&2
 elif curl="$(command -v curl)"; then
-	files=("$curl=/usr/bin/curl")
+	# glibc without nsswitch.conf asks DNS before /etc/hosts; pods name Services in /etc/hosts.
+	printf 'hosts: files dns\n' >"$out/nsswitch.conf"
+	files=("$curl=/usr/bin/curl" "$out/nsswitch.conf=/etc/nsswitch.conf")
 	while read -r lib; do
 		files+=("$lib=$lib")
 	done < <(ldd "$curl" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p' | sort -u)

@@ -180,6 +180,9 @@ fn controller_deployment(ctx: &Ctx<'_>) -> Deployment {
             container_port("admin-port", ADMIN_PORT),
             container_port("osm-port", ADS_PORT),
             container_port("metrics", HTTP_PORT),
+            // Served only while MeshConfig `observability.enableDebugServer` is on; declared so
+            // the Service's `debug-port` and `kubectl port-forward` users can name it.
+            container_port("debug", DEBUG_PORT),
         ]),
         env: Some(vec![pod_name_env("CONTROLLER_POD_NAME")]),
         resources: Some(resources(("500m", "128M"), ("1500m", "1G"))),

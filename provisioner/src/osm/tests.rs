@@ -320,7 +320,15 @@ fn controller_deployment_matches_osm_v1_2() {
 
     let ports: Vec<(String, i32)> =
         c.ports.iter().flatten().map(|p| (p.name.clone().unwrap_or_default(), p.container_port)).collect();
-    assert_eq!(ports, vec![("admin-port".into(), 15000), ("osm-port".into(), 15128), ("metrics".into(), 9091)]);
+    assert_eq!(
+        ports,
+        vec![
+            ("admin-port".into(), 15000),
+            ("osm-port".into(), 15128),
+            ("metrics".into(), 9091),
+            ("debug".into(), 9092)
+        ]
+    );
 
     let ready = c.readiness_probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("readiness");
     assert_eq!(

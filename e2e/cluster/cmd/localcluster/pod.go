@@ -173,6 +173,7 @@ func (p *realPod) run() {
 			}
 		}
 	}
+	closeInitOnlyServiceNames(p.dir) // svcnames.go
 	p.mu.Lock()
 	p.initialized = true
 	p.mu.Unlock()
@@ -239,6 +240,7 @@ func (p *realPod) setup() error {
 		return d.DialContext(ctx, "tcp", apiAddr)
 	})
 	listeners := []net.Listener{l}
+	listeners = append(listeners, p.r.serveServiceNames(ns, p.dir, pod)...) // svcnames.go
 	ports := map[int32]string{}
 	for _, c := range pod.Spec.Containers {
 		for _, port := range c.Ports {
