@@ -8,6 +8,8 @@ use kube::{Client, ResourceExt};
 use mesh_crds::{ConditionStatus, MeshInstallation};
 use mesh_provisioner::labels;
 
+use mesh_operator::context::Settings;
+
 use crate::arm_emulator::{self, ArmEmulator};
 use crate::wait;
 
@@ -73,18 +75,27 @@ pub async fn managed_objects(client: &Client, installation: &str) -> Vec<String>
     found
 }
 
-/// Points an installation at the ARM emulator, authenticating with the client secret in Secret
-/// `secret` (see [`put_secret`]).
-pub fn at_emulator(mi: &mut MeshInstallation, emulator: &ArmEmulator, secret: &str) {
+/// Operator settings that send every installation's Azure requests to the emulator, as the
+/// operator's `--azure-arm-endpoint`/`--azure-authority-host` flags do (an installation cannot:
+/// it only names a cloud), reading client secrets from [`SECRET_NAMESPACE`].
+pub fn emulator_settings(mut settings: Settings, emulator: &ArmEmulator) -> Settings {
+    settings.azure.overrides = mesh_provisioner::azure::EndpointOverrides {
+        arm_endpoint: Some(emulator.endpoint().to_string()),
+        authority_host: Some(emulator.endpoint().to_string()),
+    };
+    settings.operator_namespace = SECRET_NAMESPACE.to_string();
+    settings
+}
+
+/// Makes an installation authenticate as the emulator's service principal, whose client secret is
+/// in Secret `secret` of the operator's namespace (see [`put_secret`]).
+pub fn with_client_secret(mi: &mut MeshInstallation, secret: &str) {
     use mesh_crds::{AzureCredential, ClientSecretRef};
     let azure = mi.spec.azure.as_mut().expect("spec.azure");
-    azure.arm_endpoint = Some(emulator.endpoint().to_string());
-    azure.authority_host = Some(emulator.endpoint().to_string());
     azure.credential = AzureCredential::ClientSecretRef(ClientSecretRef {
         tenant_id: arm_emulator::TENANT_ID.into(),
         client_id: arm_emulator::CLIENT_ID.into(),
         secret_name: secret.into(),
-        secret_namespace: Some(SECRET_NAMESPACE.into()),
         key: None,
     });
 }

@@ -15,7 +15,9 @@ use kube::{Client, ResourceExt};
 use mesh_crds::{AzureCredential, ConditionStatus, MeshInstallation, MeshProvider};
 use mesh_e2e::arm_emulator::{self, ArmEmulator, FaultKind};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{apply, at_emulator, condition, delete_and_wait_gone, put_secret, sample};
+use mesh_e2e::scenario::{
+    apply, condition, delete_and_wait_gone, emulator_settings, put_secret, sample, with_client_secret,
+};
 use mesh_e2e::{TestCluster, wait};
 use mesh_provisioner::labels;
 use serde_json::json;
@@ -215,10 +217,12 @@ async fn bookstore_aks_addon_converges_with_one_put_and_one_import_per_image_the
     reset_cluster(&client).await;
     let emulator = emulator(&client).await;
     put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let operator =
+        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
+            .await;
 
     let mut mi = sample("bookstore-aks-addon.yaml");
-    at_emulator(&mut mi, &emulator, "azure-sp");
+    with_client_secret(&mut mi, "azure-sp");
     apply(&client, &mi).await;
     let mut seen = BTreeSet::new();
     let ready = wait_converged(&client, "bookstore-aks", &mut seen).await;
@@ -322,9 +326,11 @@ async fn transient_faults_still_converge_without_duplicate_writes() {
     emulator.inject("POST", "/importimage", FaultKind::Drop, 1);
     emulator.inject("GET", "/operationresults/", FaultKind::Drop, 1);
 
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let operator =
+        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
+            .await;
     let mut mi = lean_aks("faults");
-    at_emulator(&mut mi, &emulator, "azure-sp");
+    with_client_secret(&mut mi, "azure-sp");
     apply(&client, &mi).await;
     let mut seen = BTreeSet::new();
     let ready = wait_converged(&client, "faults", &mut seen).await;
@@ -363,9 +369,11 @@ async fn restart_during_an_operation_resumes_from_the_stored_token_without_writi
     emulator.inject("PUT", "/managedclusters/", FaultKind::SlowOperation(Duration::from_secs(8)), 1);
     emulator.inject("POST", "/importimage", FaultKind::SlowOperation(Duration::from_secs(8)), 4);
 
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let operator =
+        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
+            .await;
     let mut mi = lean_aks("restart");
-    at_emulator(&mut mi, &emulator, "azure-sp");
+    with_client_secret(&mut mi, "azure-sp");
     apply(&client, &mi).await;
     let api: Api<MeshInstallation> = Api::all(client.clone());
     let stored = wait::until("the operations to be stored in status", Duration::from_secs(60), || async {
@@ -380,7 +388,9 @@ async fn restart_during_an_operation_resumes_from_the_stored_token_without_writi
     assert_eq!(emulator.count("PUT", "managedCluster", false), 1);
     assert_eq!(emulator.count("POST", "importImage", false), 4);
 
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let operator =
+        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
+            .await;
     let mut seen = BTreeSet::new();
     wait_converged(&client, "restart", &mut seen).await;
     print_counts("restart mid-operation", &emulator);
@@ -404,12 +414,14 @@ async fn a_concurrent_external_change_is_preserved_through_the_etag_retry() {
     let change = json!({"tags": {"owner": "platform-team"}, "properties": {"addonProfiles": {"azurepolicy": {"enabled": true, "config": {"version": "v2"}}}}});
     emulator.inject("GET", "/managedclusters/", FaultKind::ExternalChange(change), 1);
 
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let operator =
+        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
+            .await;
     let mut mi = lean_aks("etag");
     mi.spec.apps.clear();
     mi.spec.namespaces.clear();
     mi.spec.registry = None;
-    at_emulator(&mut mi, &emulator, "azure-sp");
+    with_client_secret(&mut mi, "azure-sp");
     apply(&client, &mi).await;
     let mut seen = BTreeSet::new();
     wait_condition(&client, "etag", "MeshReady", CONVERGE, &mut seen).await;
@@ -433,39 +445,25 @@ async fn bad_credentials_missing_cluster_missing_registry_and_forbidden_import_e
     reset_cluster(&client).await;
     put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
     put_secret(&client, "azure-sp-wrong", "not-the-secret").await;
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
 
-    // Only Azure: no namespaces or apps, so each scenario is about its error.
+    // Only Azure: no namespaces or apps, so each scenario is about its error. One emulator and
+    // one operator per scenario: an operator reaches the one ARM endpoint its settings name.
     let base = |name: &str| {
         let mut mi = lean_aks(name);
         mi.spec.apps.clear();
         mi.spec.namespaces.clear();
+        with_client_secret(&mut mi, "azure-sp");
         mi
     };
+    let start = |emulator: &ArmEmulator| {
+        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), emulator))
+    };
+
     let bad_credentials = emulator(&client).await;
+    let operator = start(&bad_credentials).await;
     let mut mi = base("bad-credentials");
-    at_emulator(&mut mi, &bad_credentials, "azure-sp-wrong");
+    with_client_secret(&mut mi, "azure-sp-wrong");
     apply(&client, &mi).await;
-
-    let missing_cluster = emulator(&client).await;
-    let mut mi = base("missing-cluster");
-    at_emulator(&mut mi, &missing_cluster, "azure-sp");
-    mi.spec.azure.as_mut().expect("azure").cluster_name = "no-such-cluster".into();
-    mi.spec.registry = None;
-    apply(&client, &mi).await;
-
-    let missing_registry = emulator(&client).await;
-    let mut mi = base("missing-registry");
-    at_emulator(&mut mi, &missing_registry, "azure-sp");
-    mi.spec.registry.as_mut().expect("registry").acr = "nosuchacr".into();
-    apply(&client, &mi).await;
-
-    let forbidden = emulator(&client).await;
-    forbidden.forbid_imports(SUB, RG, ACR);
-    let mut mi = base("forbidden-import");
-    at_emulator(&mut mi, &forbidden, "azure-sp");
-    apply(&client, &mi).await;
-
     let (status, message) = wait_reason(&client, "bad-credentials", "MeshReady", "CredentialUnavailable").await;
     assert_eq!(status, ConditionStatus::False);
     assert!(message.contains("AADSTS7000215") && message.contains("spec.azure.credential"), "{message}");
@@ -476,20 +474,47 @@ async fn bad_credentials_missing_cluster_missing_registry_and_forbidden_import_e
     let (_, message) = wait_reason(&client, "bad-credentials", "ImagesImported", "CredentialUnavailable").await;
     assert!(message.contains("AADSTS7000215"), "{message}");
     wait_reason(&client, "bad-credentials", "Degraded", "CredentialUnavailable").await;
+    operator.stop().await;
+    force_delete(&client, "bad-credentials").await;
 
+    let missing_cluster = emulator(&client).await;
+    let operator = start(&missing_cluster).await;
+    let mut mi = base("missing-cluster");
+    mi.spec.azure.as_mut().expect("azure").cluster_name = "no-such-cluster".into();
+    mi.spec.registry = None;
+    apply(&client, &mi).await;
     let (_, message) = wait_reason(&client, "missing-cluster", "MeshReady", "ResourceNotFound").await;
     assert!(message.contains("no-such-cluster") && message.contains("spec.azure.clusterName"), "{message}");
     wait_reason(&client, "missing-cluster", "Degraded", "ResourceNotFound").await;
+    operator.stop().await;
+    force_delete(&client, "missing-cluster").await;
 
+    let missing_registry = emulator(&client).await;
+    let operator = start(&missing_registry).await;
+    let mut mi = base("missing-registry");
+    mi.spec.registry.as_mut().expect("registry").acr = "nosuchacr".into();
+    apply(&client, &mi).await;
     let (_, message) = wait_reason(&client, "missing-registry", "ImagesImported", "ResourceNotFound").await;
     assert!(message.contains("nosuchacr") && message.contains("spec.registry.acr"), "{message}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    operator.stop().await;
+    force_delete(&client, "missing-registry").await;
 
+    let forbidden = emulator(&client).await;
+    forbidden.forbid_imports(SUB, RG, ACR);
+    let operator = start(&forbidden).await;
+    apply(&client, &base("forbidden-import")).await;
     let (_, message) = wait_reason(&client, "forbidden-import", "ImagesImported", "AuthorizationFailed").await;
     assert!(message.contains("Container Registry Data Importer and Data Reader"), "{message}");
     wait_reason(&client, "forbidden-import", "Degraded", "AuthorizationFailed").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    let forbidden_mi = api.get("forbidden-import").await.expect("mi");
+    assert!(forbidden_mi.status.map(|s| s.imported_images.is_empty()).unwrap_or(true));
+    operator.stop().await;
+    force_delete(&client, "forbidden-import").await;
 
     // Nothing else changed in Azure: no write was acted on where the problem was.
-    tokio::time::sleep(Duration::from_secs(2)).await;
     for (scenario, emulator) in [("bad credentials", &bad_credentials), ("missing cluster", &missing_cluster)] {
         print_counts(scenario, emulator);
         assert_eq!(emulator.accepted_writes(), 0, "{scenario}: {:?}", emulator.counts());
@@ -501,13 +526,6 @@ async fn bad_credentials_missing_cluster_missing_registry_and_forbidden_import_e
         assert!(emulator.registry_tags(SUB, RG, ACR).is_empty(), "{scenario}");
         // Fatal: not retried in a loop.
         assert!(emulator.count("POST", "importImage", false) <= 4 * 2, "{scenario}: {:?}", emulator.counts());
-    }
-    let api: Api<MeshInstallation> = Api::all(client.clone());
-    let forbidden_mi = api.get("forbidden-import").await.expect("mi");
-    assert!(forbidden_mi.status.map(|s| s.imported_images.is_empty()).unwrap_or(true));
-    operator.stop().await;
-    for name in ["bad-credentials", "missing-cluster", "missing-registry", "forbidden-import"] {
-        force_delete(&client, name).await;
     }
 }
 
@@ -524,12 +542,14 @@ async fn a_leftover_fail_webhook_blocks_pod_creation_and_our_teardown_removes_it
     let check_ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "webhook-check", "labels": {labels::OSM_MONITORED_BY: "osm"}}});
     namespaces.patch("webhook-check", &PatchParams::apply("e2e").force(), &Patch::Apply(&check_ns)).await.expect("ns");
 
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let operator =
+        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
+            .await;
     let mut mi = lean_aks("webhook");
     mi.spec.apps.clear();
     mi.spec.namespaces.clear();
     mi.spec.registry = None;
-    at_emulator(&mut mi, &emulator, "azure-sp");
+    with_client_secret(&mut mi, "azure-sp");
     apply(&client, &mi).await;
     let mut seen = BTreeSet::new();
     wait_condition(&client, "webhook", "MeshReady", CONVERGE, &mut seen).await;
@@ -562,11 +582,13 @@ async fn bookstore_istio_converges_on_the_emulator_choosing_the_newest_compatibl
     reset_cluster(&client).await;
     let emulator = emulator(&client).await;
     put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let operator =
+        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
+            .await;
 
     let mut mi = sample("bookstore-istio.yaml");
     mi.spec.mesh.istio = None; // let the operator choose from meshRevisionProfiles
-    at_emulator(&mut mi, &emulator, "azure-sp");
+    with_client_secret(&mut mi, "azure-sp");
     apply(&client, &mi).await;
     let mut seen = BTreeSet::new();
     wait_condition(&client, "bookstore-istio", "MeshReady", CONVERGE, &mut seen).await;
@@ -605,7 +627,9 @@ async fn istio_next_to_the_osm_addon_is_refused_and_migrate_from_osm_completes_a
     put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
     // The cluster already runs the OSM add-on (enabled by hand, as in the article).
     emulator.enable_osm_addon_now(SUB, RG, CLUSTER).await;
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let operator =
+        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
+            .await;
 
     let mut mi = sample("bookstore-istio.yaml");
     mi.metadata.name = Some("migrate".into());
@@ -613,7 +637,7 @@ async fn istio_next_to_the_osm_addon_is_refused_and_migrate_from_osm_completes_a
     let full_spec = mi.spec.clone();
     // mysql's volume cannot bind on simulated nodes, and the ordered restart waits for each rollout.
     mi.spec.apps.retain(|a| a.name != "mysql");
-    at_emulator(&mut mi, &emulator, "azure-sp");
+    with_client_secret(&mut mi, "azure-sp");
     apply(&client, &mi).await;
     let (_, message) = wait_reason(&client, "migrate", "MeshReady", "OsmAddonEnabled").await;
     assert!(message.contains("migrateFromOsm"), "{message}");
@@ -640,7 +664,9 @@ async fn istio_next_to_the_osm_addon_is_refused_and_migrate_from_osm_completes_a
     operator.kill().await;
     assert_eq!(emulator.count("PUT", "managedCluster", false), 1);
 
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let operator =
+        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
+            .await;
     let mut seen = BTreeSet::new();
     let done = wait_condition(&client, "migrate", "MeshReady", CONVERGE, &mut seen).await;
     print_counts("migrateFromOsm", &emulator);

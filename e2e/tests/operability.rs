@@ -15,7 +15,7 @@ use kube::api::Api;
 use mesh_crds::{ConditionStatus, MeshInstallation, NotificationLevel};
 use mesh_e2e::arm_emulator::{self, ArmEmulator};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{apply, at_emulator, delete_and_wait_gone, put_secret, sample};
+use mesh_e2e::scenario::{apply, delete_and_wait_gone, emulator_settings, put_secret, sample, with_client_secret};
 use mesh_e2e::{TestCluster, wait};
 use mesh_operator::meshctl::{dashboard, namespaces, status};
 use mesh_operator::metrics::{Metrics, Sample, parse_samples};
@@ -248,12 +248,14 @@ async fn arm_lro_and_notification_series_during_the_istio_bookstore() {
     // Long enough for a scrape to see the operation in flight.
     emulator.set_operation_duration(Duration::from_secs(4));
     put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let operator =
+        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
+            .await;
     let (addr, server) = metrics_server(operator.metrics.clone()).await;
 
     let mut mi = sample("bookstore-istio.yaml");
     mi.spec.mesh.istio = None; // the operator lists meshRevisionProfiles and chooses
-    at_emulator(&mut mi, &emulator, "azure-sp");
+    with_client_secret(&mut mi, "azure-sp");
     apply(&client, &mi).await;
 
     // The add-on is enabled through a long-running operation: the gauge shows it in flight.

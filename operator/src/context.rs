@@ -18,8 +18,20 @@ pub struct Settings {
     /// Cap of the error back-off.
     pub max_backoff: Duration,
     /// The operator's own namespace: no installation may put workloads there or enrol it (its
-    /// ServiceAccount token can do everything the operator can).
+    /// ServiceAccount token can do everything the operator can). Azure credential Secrets are read
+    /// from here only.
     pub operator_namespace: String,
+    /// How Azure is reached: set by whoever installs the operator, never by a MeshInstallation.
+    pub azure: AzureSettings,
+}
+
+/// The operator's own Azure settings (flags or environment of `mesh-operator run`).
+#[derive(Clone, Debug, Default)]
+pub struct AzureSettings {
+    /// Endpoints replacing the cloud's (a test emulator); empty in production.
+    pub overrides: mesh_provisioner::azure::EndpointOverrides,
+    /// The only AKS cluster (ARM resource ID) installations may act on, when set.
+    pub cluster_id: Option<String>,
 }
 
 impl Default for Settings {
@@ -29,6 +41,7 @@ impl Default for Settings {
             progress_interval: Duration::from_secs(3),
             max_backoff: Duration::from_secs(300),
             operator_namespace: crate::manifests::NAMESPACE.to_string(),
+            azure: AzureSettings::default(),
         }
     }
 }

@@ -45,6 +45,9 @@ pub struct MeshInstallationStatus {
     /// Registry targets imported successfully, as `<acr>.azurecr.io/<target>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imported_images: Vec<String>,
+    /// The AcrPull role assignment on the registry for the cluster's kubelet identity (`spec.registry.attach`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr_pull_assignment: Option<RoleAssignmentStatus>,
     /// External address of the ingress (load balancer IP or host name, or the Gateway's address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress_address: Option<String>,
@@ -145,6 +148,25 @@ pub struct AzureOperation {
     pub polling_kind: String,
     /// When the operation started (RFC 3339).
     pub started_at: String,
+    /// Polls in a row that got no usable answer; after a few the operation is dropped and the resource read again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_polls: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+/// The AcrPull role assignment of `spec.registry.attach`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignmentStatus {
+    /// ARM ID of the role assignment.
+    pub id: String,
+    /// Object ID of the principal it grants the role to (the cluster's kubelet identity).
+    pub principal_id: String,
+    /// Whether this installation created it (only then does teardown delete it).
+    pub created: bool,
 }
 
 /// A generated certificate.

@@ -38,6 +38,7 @@ use mesh_crds::{ConditionStatus, MeshInstallation};
 use mesh_e2e::TestCluster;
 use mesh_e2e::arm_emulator::{self, ArmEmulator};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
+use mesh_e2e::scenario::emulator_settings;
 use mesh_provisioner::desired::{Component, Desired};
 use serde_json::{Value, json};
 
@@ -411,9 +412,18 @@ fn our_resources() -> Vec<String> {
 }
 
 /// Starts the operator on a counting client with a 2 s resync and brings the bookstore to Ready.
-async fn start_counted(cluster: &TestCluster, client: &Client, counts: Arc<Counts>) -> anyhow::Result<OperatorHandle> {
+async fn start_counted(
+    cluster: &TestCluster,
+    client: &Client,
+    counts: Arc<Counts>,
+    emulator: Option<&ArmEmulator>,
+) -> anyhow::Result<OperatorHandle> {
     let operator_client = counted_client(cluster, counts).await?;
-    let operator = OperatorHandle::start(operator_client, test_settings(RESYNC)).await;
+    let settings = match emulator {
+        Some(emulator) => emulator_settings(test_settings(RESYNC), emulator),
+        None => test_settings(RESYNC),
+    };
+    let operator = OperatorHandle::start(operator_client, settings).await;
     let mut mi = sample("bookstore.yaml")?;
     mi.spec.teardown.delete_namespaces = true;
     apply_mi(client, &mi).await?;
@@ -475,7 +485,6 @@ async fn put_secret(client: &Client) -> anyhow::Result<()> {
 
 /// An AKS Istio add-on installation on `cluster` of the emulator, GatewayAPI mode.
 fn istio_installation(
-    emulator: &ArmEmulator,
     name: &str,
     cluster: &str,
     namespaces: &[String],
@@ -491,10 +500,9 @@ fn istio_installation(
             "mesh": {"provider": "AksIstioAddon", "name": "istio"},
             "azure": {
                 "subscriptionId": SUB, "resourceGroup": "bench-rg", "clusterName": cluster, "location": "eastus",
-                "armEndpoint": emulator.endpoint(), "authorityHost": emulator.endpoint(),
                 "credential": {"clientSecretRef": {
                     "tenantId": arm_emulator::TENANT_ID, "clientId": arm_emulator::CLIENT_ID,
-                    "secretName": "azure-sp", "secretNamespace": SECRET_NAMESPACE
+                    "secretName": "azure-sp"
                 }}
             },
             "namespaces": namespaces.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
@@ -573,20 +581,20 @@ async fn install_istio_crds(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn scale_operator(client: &Client, emulator: &ArmEmulator) -> anyhow::Result<()> {
+async fn scale_operator(client: &Client) -> anyhow::Result<()> {
     println!(
         "\n## scale: 200 apps, 64 access policies and 16 splits in GatewayAPI mode (AKS Istio add-on, ARM emulator)"
     );
     let shape = scale_shape();
     let (access, splits) = scale_policies(&shape, 50);
-    let mi = istio_installation(emulator, "scale", "bench-scale", &shape.namespaces, &shape.apps, access, splits)?;
+    let mi = istio_installation("scale", "bench-scale", &shape.namespaces, &shape.apps, access, splits)?;
     let bar = ["MeshReady", "NamespacesReady", "AppsReady", "TrafficReady"];
     let started = Instant::now();
     apply_mi(client, &mi).await?;
     let converged = wait_conditions(client, "scale", &bar, started).await?;
     line("converge (MeshReady, NamespacesReady, AppsReady, TrafficReady)", secs(converged));
     let (access, splits) = scale_policies(&shape, 0);
-    let changed = istio_installation(emulator, "scale", "bench-scale", &shape.namespaces, &shape.apps, access, splits)?;
+    let changed = istio_installation("scale", "bench-scale", &shape.namespaces, &shape.apps, access, splits)?;
     let started = Instant::now();
     apply_mi(client, &changed).await?;
     let reconverged = wait_conditions(client, "scale", &bar, started).await?;
@@ -798,14 +806,14 @@ async fn scale_translation(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn footprint_extra(client: &Client, emulator: &ArmEmulator) -> anyhow::Result<(usize, usize)> {
+async fn footprint_extra(client: &Client) -> anyhow::Result<(usize, usize)> {
     // 1,000 namespaces in four installations of 250 (the CRD allows 256 each); their apps are the
     // 200 of the `scale` installation (another 20 namespaces).
     let mut names = Vec::new();
     for m in 0..4 {
         let namespaces: Vec<String> = (0..250).map(|n| format!("fp-{m}-{n:03}")).collect();
         let name = format!("footprint-{m}");
-        let mi = istio_installation(emulator, &name, "bench-scale", &namespaces, &[], Vec::new(), Vec::new())?;
+        let mi = istio_installation(&name, "bench-scale", &namespaces, &[], Vec::new(), Vec::new())?;
         apply_mi(client, &mi).await?;
         names.push(name);
     }
@@ -855,7 +863,10 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let counts = Arc::new(Counts::default());
-    let operator = start_counted(cluster, &client, counts.clone()).await?;
+    // The operator reaches Azure where its own settings say: the emulator, started first.
+    let emulator_needed = chosen.contains(&"scale") || chosen.contains(&"footprint");
+    let emulator = if emulator_needed { Some(ArmEmulator::start(Some(client.clone())).await) } else { None };
+    let operator = start_counted(cluster, &client, counts.clone(), emulator.as_ref()).await?;
     if chosen.contains(&"steady") {
         steady(&client, &operator, &counts).await?;
     }
@@ -869,16 +880,14 @@ async fn main() -> anyhow::Result<()> {
             format!("{idle:.1} MiB (operator share ~{:.1} MiB)", idle - harness_rss),
         );
     }
-    let emulator_needed = chosen.contains(&"scale") || chosen.contains(&"footprint");
-    if emulator_needed {
-        let emulator = ArmEmulator::start(Some(client.clone())).await;
+    if let Some(emulator) = &emulator {
         emulator.add_cluster(SUB, "bench-rg", "bench-scale", "eastus", "1.30.4");
         put_secret(&client).await?;
         install_istio_crds(&client).await?;
-        scale_operator(&client, &emulator).await?;
+        scale_operator(&client).await?;
         if chosen.contains(&"footprint") {
             println!("\n## footprint with 1,000 extra enrolled namespaces and 200 apps (5 installations)");
-            footprint_extra(&client, &emulator).await?;
+            footprint_extra(&client).await?;
             tokio::time::sleep(Duration::from_secs(10)).await;
             let (rss, hwm) = memory();
             line("idle (VmRSS)", format!("{rss:.1} MiB (operator share ~{:.1} MiB)", rss - harness_rss));

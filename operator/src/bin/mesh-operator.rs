@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use mesh_operator::context::Settings;
+use mesh_operator::context::{AzureSettings, Settings};
 use mesh_operator::controller::{self, LeaderElection};
 use mesh_operator::metrics::Metrics;
+use mesh_provisioner::azure::EndpointOverrides;
 use tokio::sync::watch;
 
 /// Kubernetes operator that installs a service mesh, its namespaces, apps, ingress and traffic
@@ -79,6 +80,18 @@ struct RunArgs {
     /// Log format: text for people, json (one object per line) for log collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
     log_format: LogFormat,
+    /// Azure Resource Manager endpoint replacing every cloud's (an ARM emulator in tests, a private
+    /// cloud). Only the operator's installer sets this: a MeshInstallation can only name a cloud.
+    #[arg(long, env = "MESH_OPERATOR_AZURE_ARM_ENDPOINT")]
+    azure_arm_endpoint: Option<String>,
+    /// Microsoft Entra authority host replacing every cloud's (with --azure-arm-endpoint).
+    #[arg(long, env = "MESH_OPERATOR_AZURE_AUTHORITY_HOST")]
+    azure_authority_host: Option<String>,
+    /// The only AKS cluster installations may act on, as its ARM resource ID
+    /// (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.ContainerService/managedClusters/<name>);
+    /// an installation naming another cluster is refused with a condition saying so.
+    #[arg(long, env = "MESH_OPERATOR_AZURE_CLUSTER_ID")]
+    azure_cluster_id: Option<String>,
     /// OpenTelemetry collector to send traces to over OTLP/HTTP, e.g. http://otel-collector:4318
     /// (only in builds with the `otel` feature; each reconcile is a span named `reconcile` with
     /// the installation's name).
@@ -223,9 +236,21 @@ async fn main() -> anyhow::Result<()> {
                 lease_name: mesh_operator::manifests::LEASE_NAME.to_string(),
                 identity: std::env::var("POD_NAME").unwrap_or_else(|_| format!("mesh-operator-{}", std::process::id())),
             });
+            let azure = AzureSettings {
+                overrides: EndpointOverrides {
+                    arm_endpoint: args.azure_arm_endpoint.filter(|v| !v.is_empty()),
+                    authority_host: args.azure_authority_host.filter(|v| !v.is_empty()),
+                },
+                cluster_id: args.azure_cluster_id.filter(|v| !v.is_empty()),
+            };
+            azure.overrides.validate()?;
+            if !azure.overrides.is_empty() {
+                tracing::warn!(overrides = ?azure.overrides, "Azure endpoints overridden by the operator's flags: every installation's Azure requests go there");
+            }
             let settings = Settings {
                 resync: Duration::from_secs(args.resync_seconds),
                 operator_namespace: args.lease_namespace.clone(),
+                azure,
                 ..Settings::default()
             };
             let metrics = Arc::new(Metrics::default());

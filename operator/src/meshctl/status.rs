@@ -137,7 +137,8 @@ fn section_summary(mi: &MeshInstallation, section: &str) -> String {
         }
         "images" => match &spec.registry {
             Some(registry) => {
-                format!("{} into {}", plural(registry.images.len(), "image", "images"), registry.login_server())
+                let cloud = spec.azure.as_ref().map(|a| a.cloud).unwrap_or_default();
+                format!("{} into {}", plural(registry.images.len(), "image", "images"), registry.login_server(cloud))
             }
             None => "none requested".to_string(),
         },

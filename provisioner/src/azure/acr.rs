@@ -30,12 +30,23 @@ impl RegistryRef {
         }
     }
 
-    /// ARM ID.
+    /// ARM ID, for messages, status and role-assignment scopes (requests use [`RegistryRef::segments`]).
     pub fn id(&self) -> String {
-        format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerRegistry/registries/{}",
-            self.subscription_id, self.resource_group, self.name
-        )
+        format!("/{}", self.segments().join("/"))
+    }
+
+    /// The ARM ID as path segments.
+    pub fn segments(&self) -> [&str; 8] {
+        [
+            "subscriptions",
+            &self.subscription_id,
+            "resourceGroups",
+            &self.resource_group,
+            "providers",
+            "Microsoft.ContainerRegistry",
+            "registries",
+            &self.name,
+        ]
     }
 }
 
@@ -66,7 +77,9 @@ pub async fn import(
     let operation = format!("importing {} into {} as {}", image.source, registry.name, image.target);
     let body = serde_json::to_vec(&import_parameters(image, mode))
         .map_err(|e| ArmError::Decode { operation: operation.clone(), message: e.to_string() })?;
-    let url = client.url(&format!("{}/importImage", registry.id()), ACR_API_VERSION)?;
+    let mut segments = registry.segments().to_vec();
+    segments.push("importImage");
+    let url = client.url(&segments, ACR_API_VERSION)?;
     let response = client.send(Method::Post, url, &[], Some(body), &operation).await?;
     match response.status {
         200 | 201 | 204 => Ok(WriteOutcome::Done),

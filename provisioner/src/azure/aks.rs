@@ -34,19 +34,30 @@ impl ClusterRef {
         }
     }
 
-    /// ARM ID.
+    /// ARM ID, for messages and status (requests use [`ClusterRef::segments`]).
     pub fn id(&self) -> String {
-        format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerService/managedClusters/{}",
-            self.subscription_id, self.resource_group, self.name
-        )
+        format!("/{}", self.segments().join("/"))
+    }
+
+    /// The ARM ID as path segments.
+    pub fn segments(&self) -> [&str; 8] {
+        [
+            "subscriptions",
+            &self.subscription_id,
+            "resourceGroups",
+            &self.resource_group,
+            "providers",
+            "Microsoft.ContainerService",
+            "managedClusters",
+            &self.name,
+        ]
     }
 }
 
 /// Reads the cluster; the ETag comes from the header, else the body.
 pub async fn get(client: &ArmClient, cluster: &ClusterRef) -> Result<ManagedCluster, ArmError> {
     let operation = format!("reading managed cluster {}", cluster.id());
-    let url = client.url(&cluster.id(), AKS_API_VERSION)?;
+    let url = client.url(&cluster.segments(), AKS_API_VERSION)?;
     let response = client.send(Method::Get, url, &[], None, &operation).await?;
     if !response.is_success() {
         return Err(response.error(&operation, Target::ManagedCluster));
@@ -94,7 +105,7 @@ pub async fn update(
         }
         let body = serde_json::to_vec(&current)
             .map_err(|e| ArmError::Decode { operation: operation.clone(), message: e.to_string() })?;
-        let url = client.url(&cluster.id(), AKS_API_VERSION)?;
+        let url = client.url(&cluster.segments(), AKS_API_VERSION)?;
         let response = client.send(Method::Put, url, &headers, Some(body), &operation).await?;
         match response.status {
             412 => {
@@ -120,11 +131,17 @@ pub async fn mesh_revisions(
     subscription_id: &str,
     location: &str,
 ) -> Result<Vec<MeshRevision>, ArmError> {
-    let path = format!(
-        "/subscriptions/{subscription_id}/providers/Microsoft.ContainerService/locations/{location}/meshRevisionProfiles"
-    );
+    let segments = [
+        "subscriptions",
+        subscription_id,
+        "providers",
+        "Microsoft.ContainerService",
+        "locations",
+        location,
+        "meshRevisionProfiles",
+    ];
     let operation = format!("listing Istio revisions in {location}");
-    let url = client.url(&path, AKS_API_VERSION)?;
+    let url = client.url(&segments, AKS_API_VERSION)?;
     let response = client.send(Method::Get, url, &[], None, &operation).await?;
     if !response.is_success() {
         return Err(response.error(&operation, Target::MeshRevisions));

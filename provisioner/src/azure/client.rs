@@ -1,4 +1,4 @@
-//! The ARM client: an `azure_core` pipeline (bearer token for [`super::ARM_SCOPE`], retries of
+//! The ARM client: an `azure_core` pipeline (bearer token for the cloud's scope, retries of
 //! 408/5xx and dropped connections honouring `Retry-After`, at most [`PIPELINE_RETRIES`] times per
 //! call; 429 goes straight back to the reconciler, which requeues after `Retry-After` — see
 //! [`ArmRetryPolicy`]), plain requests, and
@@ -27,6 +27,11 @@ use super::models::{CloudError, OperationStatus};
 pub const PIPELINE_RETRIES: u32 = 2;
 /// Longest `Retry-After` honoured inside one call; longer ones become a requeue.
 pub const MAX_INLINE_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Longest `Retry-After` (or operation poll interval) taken from any answer: a server asking for
+/// more is asked again after this long. Every wait the reconciler derives from ARM is at most this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// Longest time one request may take, all reads included (no answer dripping forever).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// An answer from ARM (any status).
 #[derive(Clone, Debug)]
@@ -45,18 +50,24 @@ impl ArmResponse {
         self.headers.get(name).map(String::as_str)
     }
 
-    /// `Retry-After` (seconds or HTTP date), or `retry-after-ms`.
+    /// `Retry-After` (seconds or HTTP date), or `retry-after-ms`, at most [`MAX_RETRY_AFTER`].
     pub fn retry_after(&self) -> Option<Duration> {
-        if let Some(ms) = self.header("retry-after-ms").or(self.header("x-ms-retry-after-ms")) {
-            return ms.trim().parse::<u64>().ok().map(Duration::from_millis);
-        }
-        let value = self.header("retry-after")?.trim();
-        if let Ok(seconds) = value.parse::<u64>() {
-            return Some(Duration::from_secs(seconds));
-        }
-        let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
-        let delta = when.duration_since(jiff::Timestamp::now());
-        Some(Duration::try_from(delta).unwrap_or_default())
+        let parsed = if let Some(ms) = self.header("retry-after-ms").or(self.header("x-ms-retry-after-ms")) {
+            ms.trim().parse::<u64>().ok().map(Duration::from_millis)
+        } else {
+            let value = self.header("retry-after")?.trim();
+            match value.parse::<u64>() {
+                Ok(seconds) => Some(Duration::from_secs(seconds)),
+                // A number too large for u64 is still a number: the cap applies.
+                Err(_) if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => Some(MAX_RETRY_AFTER),
+                Err(_) => {
+                    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+                    let delta = when.duration_since(jiff::Timestamp::now());
+                    Some(Duration::try_from(delta).unwrap_or_default())
+                }
+            }
+        };
+        parsed.map(|d| d.min(MAX_RETRY_AFTER))
     }
 
     /// The error this answer amounts to.
@@ -277,6 +288,10 @@ pub struct ArmClient {
     endpoint: Url,
 }
 
+/// An ARM resource path as its segments (`subscriptions`, `<id>`, `resourceGroups`, `<name>`, …):
+/// names are never joined into a string path, so none can add a segment, a query or a fragment.
+pub type Segments<'a> = &'a [&'a str];
+
 /// The HTTP transport: reqwest with the system roots plus the extra CAs of [`super::tls`].
 pub fn transport() -> Result<Transport, ArmError> {
     let config = |message: String| ArmError::Config { context: "building the Azure HTTP client".into(), message };
@@ -290,11 +305,37 @@ pub fn transport() -> Result<Transport, ArmError> {
     let client = reqwest::ClientBuilder::new()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
+        .timeout(REQUEST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .tls_certs_merge(certs)
         .build()
         .map_err(|e| config(e.to_string()))?;
     Ok(Transport::new(Arc::new(client)))
+}
+
+/// `endpoint/<segments>?api-version=…`; see [`ArmClient::url`].
+pub fn resource_url(endpoint: &Url, segments: Segments<'_>, api_version: &str) -> Result<Url, ArmError> {
+    let mut url = endpoint.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    {
+        let mut path = url.path_segments_mut().map_err(|()| ArmError::Config {
+            context: format!("the Azure Resource Manager endpoint {endpoint}"),
+            message: "cannot carry a path".into(),
+        })?;
+        path.pop_if_empty();
+        for segment in segments {
+            if segment.is_empty() || *segment == "." || *segment == ".." {
+                return Err(ArmError::Config {
+                    context: format!("ARM resource path {}", segments.join("/")),
+                    message: format!("{segment:?} is not a resource name"),
+                });
+            }
+            path.push(segment);
+        }
+    }
+    url.query_pairs_mut().append_pair("api-version", api_version);
+    Ok(url)
 }
 
 /// The pipeline's retry policy: a few quick retries of 408/500/502/503/504 and dropped
@@ -344,13 +385,17 @@ impl RetryPolicy for ArmRetryPolicy {
     }
 
     async fn wait(&self, retry_count: u32, retry_after: Option<azure_core::time::Duration>) {
-        let ours = Duration::from_millis(self.sleep_duration(retry_count).whole_milliseconds().max(0) as u64);
-        let server = retry_after
-            .map(|d| Duration::from_millis(d.whole_milliseconds().max(0) as u64))
-            .unwrap_or_default()
-            .min(MAX_INLINE_RETRY_AFTER);
-        tokio::time::sleep(ours.max(server)).await;
+        tokio::time::sleep(inline_wait(self.sleep_duration(retry_count), retry_after)).await;
     }
+}
+
+/// The wait before an inline retry: our back-off, or the server's `Retry-After` when longer, but
+/// never more than [`MAX_INLINE_RETRY_AFTER`] (whatever the server sent, negative or huge).
+pub fn inline_wait(ours: azure_core::time::Duration, server: Option<azure_core::time::Duration>) -> Duration {
+    let millis = |d: azure_core::time::Duration| u64::try_from(d.whole_milliseconds().max(0)).unwrap_or(u64::MAX);
+    let ours = Duration::from_millis(millis(ours));
+    let server = server.map(|d| Duration::from_millis(millis(d))).unwrap_or_default();
+    ours.max(server).min(MAX_INLINE_RETRY_AFTER)
 }
 
 /// Up to 100 ms of jitter, from the clock (no RNG dependency for this).
@@ -369,13 +414,19 @@ pub fn client_options(transport: Transport) -> ClientOptions {
 }
 
 impl ArmClient {
-    /// A client of `endpoint` (e.g. `https://management.azure.com`) authenticating with `credential`.
-    pub fn new(endpoint: &str, credential: Arc<dyn TokenCredential>, transport: Transport) -> Result<Self, ArmError> {
-        let endpoint = Url::parse(endpoint).map_err(|e| ArmError::Config {
-            context: format!("spec.azure.armEndpoint {endpoint:?}"),
+    /// A client of the Resource Manager endpoint of `endpoints`, authenticating with `credential`
+    /// for tokens of the endpoints' scope (the cloud's).
+    pub fn new(
+        endpoints: &super::cloud::Endpoints,
+        credential: Arc<dyn TokenCredential>,
+        transport: Transport,
+    ) -> Result<Self, ArmError> {
+        let endpoint = Url::parse(&endpoints.arm).map_err(|e| ArmError::Config {
+            context: format!("the Azure Resource Manager endpoint {:?}", endpoints.arm),
             message: e.to_string(),
         })?;
-        let auth: Arc<dyn Policy> = Arc::new(BearerTokenAuthorizationPolicy::new(credential, [super::ARM_SCOPE]));
+        let scope = endpoints.scope.clone();
+        let auth: Arc<dyn Policy> = Arc::new(BearerTokenAuthorizationPolicy::new(credential, [scope.as_str()]));
         let pipeline = Pipeline::new(
             Some("mesh-operator"),
             Some(env!("CARGO_PKG_VERSION")),
@@ -392,14 +443,10 @@ impl ArmClient {
         &self.endpoint
     }
 
-    /// `endpoint + path?api-version=…`.
-    pub fn url(&self, path: &str, api_version: &str) -> Result<Url, ArmError> {
-        let mut url = self
-            .endpoint
-            .join(path)
-            .map_err(|e| ArmError::Config { context: format!("ARM path {path}"), message: e.to_string() })?;
-        url.query_pairs_mut().append_pair("api-version", api_version);
-        Ok(url)
+    /// `endpoint/<segment>/<segment>…?api-version=…`, each segment percent-encoded (a `/`, `?`,
+    /// `#` or `%` in a name stays inside its segment); empty, `.` and `..` segments are refused.
+    pub fn url(&self, segments: Segments<'_>, api_version: &str) -> Result<Url, ArmError> {
+        resource_url(&self.endpoint, segments, api_version)
     }
 
     /// Sends one request and returns ARM's answer whatever its status. Only errors without an
@@ -480,7 +527,7 @@ impl ArmClient {
             message: format!("stored polling URL is not a URL: {e}"),
         })?;
         let response = self.send(Method::Get, url, &[], None, operation).await?;
-        let wait = response.retry_after().unwrap_or(Duration::from_secs(5));
+        let wait = response.retry_after().unwrap_or(Duration::from_secs(5)).max(Duration::from_millis(100));
         match kind {
             PollingKind::Location => match response.status {
                 202 => Ok(PollOutcome::Running(wait)),
@@ -513,5 +560,61 @@ impl ArmClient {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod hostile_answer_tests {
+    use super::*;
+
+    fn response(headers: &[(&str, &str)]) -> ArmResponse {
+        ArmResponse {
+            status: 429,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn names_stay_inside_their_path_segment() {
+        let endpoint = Url::parse("https://management.azure.com").expect("url");
+        let segments = ["subscriptions", "s", "resourceGroups", "rg/../x?y#z%41", "providers", "P", "t", "n"];
+        let url = resource_url(&endpoint, &segments, "2024-09-01").expect("url");
+        assert_eq!(
+            url.as_str(),
+            "https://management.azure.com/subscriptions/s/resourceGroups/rg%2F..%2Fx%3Fy%23z%2541/providers/P/t/n?api-version=2024-09-01"
+        );
+        assert_eq!(url.path_segments().map(|s| s.count()), Some(8));
+        assert_eq!(url.query_pairs().count(), 1, "no query smuggled in: {url}");
+        for bad in ["", ".", ".."] {
+            assert!(resource_url(&endpoint, &["subscriptions", bad], "1").is_err(), "{bad:?} is refused");
+        }
+    }
+
+    #[test]
+    fn retry_after_from_an_answer_is_capped() {
+        for headers in [
+            vec![("retry-after", "1000000000000")],
+            vec![("retry-after", "99999999999999999999999999")],
+            vec![("retry-after-ms", "18446744073709551615")],
+            vec![("retry-after", "Wed, 01 Jan 2200 00:00:00 GMT")],
+        ] {
+            assert_eq!(response(&headers).retry_after(), Some(MAX_RETRY_AFTER), "{headers:?}");
+        }
+        assert_eq!(response(&[("retry-after", "7")]).retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(response(&[("retry-after", "-5")]).retry_after(), None);
+        assert_eq!(response(&[("retry-after", "Thu, 01 Jan 1970 00:00:00 GMT")]).retry_after(), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn an_inline_wait_never_exceeds_its_cap() {
+        use azure_core::time::Duration as Span;
+        assert_eq!(
+            inline_wait(Span::milliseconds(200), Some(Span::seconds(1_000_000_000_000))),
+            MAX_INLINE_RETRY_AFTER
+        );
+        assert_eq!(inline_wait(Span::milliseconds(200), Some(Span::seconds(i64::MAX))), MAX_INLINE_RETRY_AFTER);
+        assert_eq!(inline_wait(Span::milliseconds(200), Some(Span::seconds(-40))), Duration::from_millis(200));
+        assert_eq!(inline_wait(Span::milliseconds(200), None), Duration::from_millis(200));
     }
 }

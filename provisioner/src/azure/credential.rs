@@ -14,6 +14,7 @@ use azure_identity::{
 use mesh_crds::{AzureCredential, AzureSpec};
 
 use super::client::client_options;
+use super::cloud::Endpoints;
 use super::error::ArmError;
 
 /// Key of the client secret in the referenced Secret unless `key` says otherwise.
@@ -24,15 +25,15 @@ pub const DEFAULT_SECRET_KEY: &str = "clientSecret";
 /// `Debug` is redacted, and is never logged.
 pub fn credential(
     spec: &AzureSpec,
+    endpoints: &Endpoints,
     client_secret: Option<String>,
     transport: Transport,
 ) -> Result<Arc<dyn TokenCredential>, ArmError> {
     let mut options = client_options(transport);
-    if let Some(host) = &spec.authority_host {
-        let mut custom = CustomConfiguration::default();
-        custom.authority_host = host.clone();
-        options.cloud = Some(Arc::new(CloudConfiguration::from(custom)));
-    }
+    // Always the cloud's authority host (or the operator's override), never the spec's.
+    let mut custom = CustomConfiguration::default();
+    custom.authority_host = endpoints.authority_host.clone();
+    options.cloud = Some(Arc::new(CloudConfiguration::from(custom)));
     let config = |kind: &str, e: azure_core::Error| ArmError::Config {
         context: format!("spec.azure.credential.{kind}"),
         message: e.to_string(),

@@ -1,11 +1,13 @@
 //! Azure Resource Manager (ARM) for the AKS add-ons and ACR image import.
 //!
 //! A thin client on the `azure_core` 1.x pipeline (retry policy honouring `Retry-After`, bearer
-//! token policy for [`ARM_SCOPE`]), credentials from `azure_identity` 1.x, and typed serde models
+//! token policy for the cloud's Resource Manager scope), credentials from `azure_identity` 1.x, and typed serde models
 //! of our own for exactly what mesh-operator reads and writes. There is no usable management-plane
 //! crate for azure_core 1.x (`azure_mgmt_*` are built on azure_core 0.1x, `azure_resourcemanager_*`
 //! are placeholders), so the REST calls are made here, with pinned api-versions.
 //!
+//! - [`cloud`]: the closed list of clouds (endpoints, authority host, token scope) and the
+//!   operator-level overrides (a test emulator).
 //! - [`client`]: the pipeline, requests, long-running operation (LRO) start and polling.
 //! - [`credential`]: `spec.azure.credential` → an `azure_identity` credential.
 //! - [`error`]: ARM errors classified as Azure Service Operator does (retryable or fatal), with hints.
@@ -17,16 +19,16 @@
 pub mod acr;
 pub mod aks;
 pub mod client;
+pub mod cloud;
 pub mod credential;
 pub mod error;
 pub mod models;
 pub mod tls;
 
 pub use client::{ArmClient, PollOutcome, PollingKind, Started, WriteOutcome};
+pub use cloud::{EndpointOverrides, Endpoints};
 pub use error::{ArmError, ErrorClass, Target};
 
-/// The token scope of Azure Resource Manager (the same in every cloud's ARM audience form).
-pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
 /// api-version of `Microsoft.ContainerService` (managedClusters, meshRevisionProfiles).
 pub const AKS_API_VERSION: &str = "2024-09-01";
 /// api-version of `Microsoft.ContainerRegistry` (importImage).
