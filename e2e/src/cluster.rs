@@ -45,11 +45,21 @@ pub struct TestCluster {
     pub simulated: bool,
     /// The local control plane's data dir (its component log, `runc/` state, pod dirs).
     pub data_dir: Option<PathBuf>,
+    /// The API server's audit log (JSON lines), when started with [`TestCluster::get_audited`].
+    pub audit_log: Option<PathBuf>,
     process: Mutex<Option<Child>>,
 }
 
 static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 static CLUSTER_WITH_WEBHOOKS: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+static CLUSTER_AUDITED: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+
+/// What the local control plane is started with.
+#[derive(Clone, Copy, Default)]
+struct Options {
+    admission_webhooks: bool,
+    audit: bool,
+}
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
@@ -68,14 +78,24 @@ impl TestCluster {
     /// The binary's shared cluster, started on first use. Panics with the reason when it cannot
     /// start; an opt-in provider whose prerequisites are missing returns `None` after printing why.
     pub fn get() -> Option<&'static TestCluster> {
-        Self::unwrap(CLUSTER.get_or_init(|| TestCluster::start(false)))
+        Self::unwrap(CLUSTER.get_or_init(|| TestCluster::start(Options::default())))
     }
 
     /// Like [`TestCluster::get`], but the local control plane calls admission webhooks. No webhook
     /// server runs on simulated nodes, so every call fails fast (on loopback), as a webhook whose
     /// backend is down does: for tests of what a broken webhook does to a cluster.
     pub fn get_with_admission_webhooks() -> Option<&'static TestCluster> {
-        Self::unwrap(CLUSTER_WITH_WEBHOOKS.get_or_init(|| TestCluster::start(true)))
+        Self::unwrap(
+            CLUSTER_WITH_WEBHOOKS
+                .get_or_init(|| TestCluster::start(Options { admission_webhooks: true, ..Default::default() })),
+        )
+    }
+
+    /// Like [`TestCluster::get`], with the API server's audit log on (`audit_log`, read with
+    /// [`crate::audit`]): for tests of what the operator's requests were. The local control plane
+    /// only; other providers give `audit_log: None`.
+    pub fn get_audited() -> Option<&'static TestCluster> {
+        Self::unwrap(CLUSTER_AUDITED.get_or_init(|| TestCluster::start(Options { audit: true, ..Default::default() })))
     }
 
     fn unwrap(result: &'static Result<TestCluster, String>) -> Option<&'static TestCluster> {
@@ -89,9 +109,9 @@ impl TestCluster {
         }
     }
 
-    fn start(admission_webhooks: bool) -> Result<TestCluster, String> {
+    fn start(options: Options) -> Result<TestCluster, String> {
         match Provider::from_env()? {
-            Provider::Local => start_local(admission_webhooks),
+            Provider::Local => start_local(options),
             Provider::Kind => start_kind(),
             Provider::Kubeconfig => {
                 let path = std::env::var_os("E2E_KUBECONFIG")
@@ -101,6 +121,7 @@ impl TestCluster {
                     provider: Provider::Kubeconfig,
                     simulated: false,
                     data_dir: None,
+                    audit_log: None,
                     process: Mutex::new(None),
                 })
             }
@@ -162,10 +183,14 @@ pub fn build_local() -> Result<PathBuf, String> {
     Ok(dir.join("localcluster"))
 }
 
-fn start_local(admission_webhooks: bool) -> Result<TestCluster, String> {
+fn start_local(options: Options) -> Result<TestCluster, String> {
     let binary = build_local()?;
-    let workdir =
-        std::env::temp_dir().join(format!("mesh-e2e-{}-{}", std::process::id(), u8::from(admission_webhooks)));
+    let workdir = std::env::temp_dir().join(format!(
+        "mesh-e2e-{}-{}{}",
+        std::process::id(),
+        u8::from(options.admission_webhooks),
+        u8::from(options.audit)
+    ));
     std::fs::create_dir_all(&workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
     let kubeconfig = workdir.join("kubeconfig");
     let log = workdir.join("cluster.log");
@@ -179,9 +204,16 @@ fn start_local(admission_webhooks: bool) -> Result<TestCluster, String> {
         .map_err(|e| format!("creating {}: {e}", log.display()))?;
     let started = Instant::now();
     let mut command = Command::new(&binary);
-    if admission_webhooks {
+    if options.admission_webhooks {
         command.arg("--admission-webhooks");
     }
+    let audit_log = if options.audit {
+        let (log, args) = crate::audit::apiserver_args(&workdir)?;
+        command.arg("--apiserver-args").arg(args);
+        Some(log)
+    } else {
+        None
+    };
     let mut child = command
         .arg("--kubeconfig")
         .arg(&kubeconfig)
@@ -229,6 +261,7 @@ fn start_local(admission_webhooks: bool) -> Result<TestCluster, String> {
         provider: Provider::Local,
         simulated: true,
         data_dir: Some(data_dir),
+        audit_log,
         process: Mutex::new(Some(child)),
     })
 }
@@ -270,6 +303,7 @@ fn start_kind() -> Result<TestCluster, String> {
         provider: Provider::Kind,
         simulated: false,
         data_dir: None,
+        audit_log: None,
         process: Mutex::new(None),
     })
 }

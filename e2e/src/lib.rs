@@ -6,6 +6,7 @@
 
 pub mod apiserver_metrics;
 pub mod arm_emulator;
+pub mod audit;
 pub mod cluster;
 pub mod local_images;
 pub mod namespace;

@@ -17,6 +17,39 @@ pub struct OperatorHandle {
     pub metrics: Arc<Metrics>,
 }
 
+/// The operator's ServiceAccount, as the API server names it.
+pub const SERVICE_ACCOUNT: &str = "system:serviceaccount:mesh-operator-system:mesh-operator";
+
+/// A client authenticated as the operator's ServiceAccount (impersonation, as the API server
+/// authorises a pod with that ServiceAccount's token). The audit log names it in `impersonatedUser`.
+pub async fn service_account_client(cluster: &crate::TestCluster) -> Client {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    mesh_operator::init_crypto();
+    let kubeconfig = Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig");
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("config");
+    config.auth_info.impersonate = Some(SERVICE_ACCOUNT.to_string());
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{}", mesh_operator::manifests::NAMESPACE),
+        "system:authenticated".to_string(),
+    ]);
+    Client::try_from(config).expect("client")
+}
+
+/// Applies the CRD, namespace, ServiceAccount, roles and bindings of `deploy/install.yaml` (not
+/// the Deployment: the operator runs in-process), as `meshctl install` would.
+pub async fn install_rbac(admin: &Client) {
+    use mesh_operator::meshctl::install;
+    let objects: Vec<kube::api::DynamicObject> = install::objects(install::INSTALL_YAML)
+        .expect("install.yaml parses")
+        .into_iter()
+        .filter(|o| o.types.as_ref().is_none_or(|t| t.kind != "Deployment"))
+        .collect();
+    install::apply_objects(admin, &objects, false, &mut Vec::new()).await.expect("apply install.yaml's RBAC");
+    mesh_operator::controller::ensure_crd(admin, true).await.expect("the CRD is Established");
+}
+
 /// Settings for tests: quick progress checks, short back-off.
 pub fn test_settings(resync: Duration) -> Settings {
     Settings {
@@ -35,6 +68,30 @@ impl OperatorHandle {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mesh_provisioner=info,mesh_operator=info"));
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
         mesh_operator::controller::ensure_crd(&client, true).await.expect("MeshInstallation CRD installs");
+        Self::spawn(client, settings)
+    }
+
+    /// Starts the controller as the operator's ServiceAccount, bound by `deploy/install.yaml`'s
+    /// roles (applied by `admin`).
+    pub async fn start_as_service_account(
+        cluster: &crate::TestCluster,
+        admin: &Client,
+        settings: Settings,
+    ) -> OperatorHandle {
+        install_rbac(admin).await;
+        let client = service_account_client(cluster).await;
+        // RBAC is cached by the authorizer: wait until the roles apply.
+        let probe: kube::Api<k8s_openapi::api::apps::v1::Deployment> = kube::Api::all(client.clone());
+        for _ in 0..100 {
+            if probe.list(&kube::api::ListParams::default().limit(1)).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self::spawn(client, settings)
+    }
+
+    fn spawn(client: Client, settings: Settings) -> OperatorHandle {
         let (tx, rx) = oneshot::channel::<()>();
         let metrics = Arc::new(Metrics::default());
         let task_metrics = metrics.clone();

@@ -121,3 +121,47 @@ pub async fn put_secret(client: &Client, name: &str, value: &str) {
     };
     secrets.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&secret)).await.expect("secret");
 }
+
+/// The label OSM's sidecar injector puts on every pod it injects (`osm-proxy-uuid`, the Envoy's
+/// identity), which `osm metrics enable` selects.
+pub const OSM_PROXY_UUID: &str = "osm-proxy-uuid";
+
+/// Creates namespace `namespace` (if missing) and a pod in it as OSM's injector leaves an injected
+/// pod: label `osm-proxy-uuid`, the `osm-init` init container and the `envoy` sidecar. Simulated
+/// nodes never run it; its metadata is what metrics enrolment reads and patches.
+pub async fn meshed_pod(client: &Client, namespace: &str, name: &str) {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use mesh_provisioner::topology::fnv1a;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+    namespaces.patch(namespace, &PatchParams::apply("e2e").force(), &Patch::Apply(&ns)).await.expect("namespace");
+    let uuid = format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        fnv1a(name.as_bytes()) as u32,
+        fnv1a(namespace.as_bytes()) & 0xffff_ffff_ffff
+    );
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name, OSM_PROXY_UUID: uuid}},
+        "spec": {
+            "initContainers": [{"name": "osm-init", "image": "openservicemesh/init:v1.2.4"}],
+            "containers": [
+                {"name": name, "image": "example.invalid/app:1"},
+                {"name": "envoy", "image": "envoyproxy/envoy-distroless:v1.22.2", "ports": [{"name": "proxy-metrics", "containerPort": 15010}]}
+            ]
+        }
+    });
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    pods.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&pod)).await.expect("meshed pod");
+}
+
+/// The annotations of pod `namespace/name`.
+pub async fn pod_annotations(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> std::collections::BTreeMap<String, String> {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    pods.get(name).await.expect("pod").metadata.annotations.unwrap_or_default()
+}

@@ -14,11 +14,10 @@ use k8s_openapi::api::core::v1::{Namespace, PersistentVolume};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, ResourceExt};
+use kube::{Client, ResourceExt};
 use mesh_crds::{ConditionStatus, MeshInstallation, smi};
-use mesh_e2e::operator::test_settings;
-use mesh_e2e::{TestCluster, wait};
+use mesh_e2e::operator::{SERVICE_ACCOUNT, service_account_client, test_settings};
+use mesh_e2e::{TestCluster, audit, scenario, wait};
 use mesh_operator::controller::{self, LeaderElection};
 use mesh_operator::manifests::workload_identity::WorkloadIdentity;
 use mesh_operator::manifests::{LEASE_NAME, NAME, NAMESPACE};
@@ -28,7 +27,6 @@ use mesh_provisioner::labels;
 use tokio::sync::watch;
 
 const CONVERGE: Duration = Duration::from_secs(180);
-const SERVICE_ACCOUNT: &str = "system:serviceaccount:mesh-operator-system:mesh-operator";
 
 /// Two operators in one cluster would fight, and the tests rewrite the same roles: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -56,32 +54,41 @@ fn without_rule(objects: &mut [DynamicObject], group: &str, resource: &str) {
     assert_eq!(rules.len(), before - 1, "install.yaml has exactly one rule for {group}/{resource}");
 }
 
+/// Removes one verb from the ClusterRole rule for `group`/`resource`; panics when it has none.
+fn without_verb(objects: &mut [DynamicObject], group: &str, resource: &str, verb: &str) {
+    let role = objects.iter_mut().find(|o| kind_of(o) == "ClusterRole").expect("ClusterRole");
+    let rules = role.data["rules"].as_array_mut().expect("rules");
+    let rule = rules
+        .iter_mut()
+        .find(|rule| rule["apiGroups"][0] == group && rule["resources"][0] == resource)
+        .expect("a rule for the resource");
+    let verbs = rule["verbs"].as_array_mut().expect("verbs");
+    let before = verbs.len();
+    verbs.retain(|v| v != verb);
+    assert_eq!(verbs.len(), before - 1, "the rule for {group}/{resource} grants {verb}");
+}
+
+/// What to take out of the ClusterRole.
+#[derive(Clone, Copy)]
+enum Drop<'a> {
+    Nothing,
+    Rule(&'a str, &'a str),
+    Verb(&'a str, &'a str, &'a str),
+}
+
 /// Applies the CRD, namespace, ServiceAccount, roles and bindings of install.yaml (not the
-/// Deployment: no image runs here), optionally without one ClusterRole rule.
-async fn apply_rbac(admin: &Client, drop_rule: Option<(&str, &str)>) {
+/// Deployment: no image runs here), optionally without one ClusterRole rule or verb.
+async fn apply_rbac(admin: &Client, drop: Drop<'_>) {
     let mut objects: Vec<DynamicObject> =
         install_objects().into_iter().filter(|o| kind_of(o) != "Deployment").collect();
-    if let Some((group, resource)) = drop_rule {
-        without_rule(&mut objects, group, resource);
+    match drop {
+        Drop::Nothing => {}
+        Drop::Rule(group, resource) => without_rule(&mut objects, group, resource),
+        Drop::Verb(group, resource, verb) => without_verb(&mut objects, group, resource, verb),
     }
     let mut out = Vec::new();
     install::apply_objects(admin, &objects, false, &mut out).await.expect("apply install.yaml's RBAC");
     controller::ensure_crd(admin, true).await.expect("the CRD is Established");
-}
-
-/// A client authenticated as the operator's ServiceAccount (impersonation, as the API server
-/// authorises a pod with that ServiceAccount's token).
-async fn service_account_client(cluster: &TestCluster) -> Client {
-    mesh_operator::init_crypto();
-    let kubeconfig = Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig");
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("config");
-    config.auth_info.impersonate = Some(SERVICE_ACCOUNT.to_string());
-    config.auth_info.impersonate_groups = Some(vec![
-        "system:serviceaccounts".to_string(),
-        format!("system:serviceaccounts:{NAMESPACE}"),
-        "system:authenticated".to_string(),
-    ]);
-    Client::try_from(config).expect("client")
 }
 
 /// Whether the ServiceAccount may `verb` `group`/`resource` cluster-wide, as the API server decides.
@@ -174,7 +181,7 @@ async fn forget_installations(admin: &Client) {
 
 #[tokio::test]
 async fn install_yaml_passes_a_server_side_dry_run() {
-    let Some(cluster) = TestCluster::get() else { return };
+    let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
     let admin = cluster.client().await;
     let objects = install_objects();
@@ -191,11 +198,12 @@ async fn install_yaml_passes_a_server_side_dry_run() {
 
 #[tokio::test]
 async fn operator_as_its_service_account_runs_the_bookstore_scenario() {
-    let Some(cluster) = TestCluster::get() else { return };
+    let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
     let admin = cluster.client().await;
-    apply_rbac(&admin, None).await;
+    apply_rbac(&admin, Drop::Nothing).await;
     wait_authorized(&admin, "list", "apps", "deployments", true).await;
+    wait_authorized(&admin, "patch", "", "pods", true).await;
     let client = service_account_client(cluster).await;
 
     // The impersonated client really is the ServiceAccount: what the roles do not grant is refused.
@@ -204,6 +212,8 @@ async fn operator_as_its_service_account_runs_the_bookstore_scenario() {
         volumes.list(&ListParams::default()).await.expect_err("PersistentVolumes are not the operator's business");
     assert!(refused.to_string().contains("forbidden"), "{refused}");
 
+    // From here on, every request of the ServiceAccount is the operator's.
+    let since = cluster.audit_log.as_deref().map(audit::mark).unwrap_or_default();
     // The operator as deployed: the CRD must already be there (no --install-crds), leader election on.
     controller::ensure_crd(&client, false).await.expect("the ServiceAccount can read the CRD");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -228,6 +238,10 @@ async fn operator_as_its_service_account_runs_the_bookstore_scenario() {
         .expect("caches sync")
         .expect("ready channel");
 
+    // Pods OSM's injector already injected: metrics enrolment annotates them, as the ServiceAccount.
+    for namespace in ["bookstore", "bookbuyer"] {
+        scenario::meshed_pod(&admin, namespace, "meshed").await;
+    }
     let mut mi = sample("bookstore.yaml");
     apply_mi(&admin, &mi).await;
     let api: Api<MeshInstallation> = Api::all(admin.clone());
@@ -235,6 +249,15 @@ async fn operator_as_its_service_account_runs_the_bookstore_scenario() {
         ready(&api.get("bookstore").await.map_err(|e| e.to_string())?)
     })
     .await;
+    for namespace in ["bookstore", "bookbuyer"] {
+        let annotations = scenario::pod_annotations(&admin, namespace, "meshed").await;
+        assert_eq!(
+            annotations.get("prometheus.io/scrape").map(String::as_str),
+            Some("true"),
+            "{namespace}: {annotations:?}"
+        );
+        assert_eq!(annotations.get("prometheus.io/port").map(String::as_str), Some("15010"));
+    }
 
     // Leader election went through the Role: the Lease is held by this operator.
     let leases: Api<Lease> = Api::namespaced(admin.clone(), NAMESPACE);
@@ -284,14 +307,87 @@ async fn operator_as_its_service_account_runs_the_bookstore_scenario() {
 
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(30), operator).await;
+    for namespace in ["bookstore", "bookbuyer"] {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), namespace);
+        let _ = pods.delete("meshed", &DeleteParams::default()).await;
+    }
+    compare_audit_log_with_the_cluster_role(cluster, since);
+}
+
+/// What the ServiceAccount really did, from the audit log, against the ClusterRole: nothing was
+/// Forbidden, and every verb of every rule was used or is granted only for RBAC's escalation check.
+fn compare_audit_log_with_the_cluster_role(cluster: &TestCluster, since: usize) {
+    let Some(log) = &cluster.audit_log else { return };
+    let requests = audit::requests_of(log, SERVICE_ACCOUNT, since);
+    assert!(requests.len() > 100, "the audit log has {} requests of the ServiceAccount", requests.len());
+    let forbidden = audit::forbidden(&requests);
+    assert!(forbidden.is_empty(), "Forbidden: {forbidden:#?}");
+    let used = audit::used_rules(&requests);
+    let mut unused = Vec::new();
+    for rule in mesh_operator::manifests::rbac::cluster_rules().expect("rules") {
+        let escalation = rule.why.iter().any(|w| w.starts_with("granted by roles the operator creates"));
+        let group = rule.rule.api_groups.as_ref().and_then(|g| g.first()).cloned().unwrap_or_default();
+        for resource in rule.rule.resources.iter().flatten() {
+            for verb in &rule.rule.verbs {
+                let group = if group.is_empty() { "core" } else { group.as_str() };
+                let key = format!("{verb} {group}/{resource}");
+                if !used.contains(&key) && !escalation && !NOT_IN_THIS_SCENARIO.iter().any(|(k, _)| *k == key) {
+                    unused.push(key);
+                }
+            }
+        }
+    }
+    eprintln!("audit: {} requests of the ServiceAccount, {} distinct verb/resource pairs", requests.len(), used.len());
+    assert!(unused.is_empty(), "ClusterRole verbs neither used nor escalation-only: {unused:#?}\nused: {used:#?}");
+}
+
+/// Verbs the code uses on paths this scenario does not take, each with the path.
+const NOT_IN_THIS_SCENARIO: &[(&str, &str)] = &[];
+
+/// A context for running reconciles one by one as `client`.
+fn reconcile_context(client: &Client) -> Arc<mesh_operator::context::Context> {
+    let (cache, _changes) =
+        mesh_provisioner::apply::ManagedCache::start(client, &mesh_operator::kinds::all_managed_kinds());
+    let (leader_tx, leader) = watch::channel(true);
+    std::mem::forget(leader_tx);
+    Arc::new(mesh_operator::context::Context::new(
+        client.clone(),
+        cache,
+        test_settings(Duration::from_secs(300)),
+        leader,
+        Arc::new(Metrics::default()),
+    ))
+}
+
+/// Reconciles installation `name` as the operator runs it until a reconcile fails; its error.
+async fn first_error(api: &Api<MeshInstallation>, ctx: &Arc<mesh_operator::context::Context>, name: &str) -> String {
+    for _ in 0..20 {
+        let current = api.get(name).await.expect("get");
+        match mesh_operator::reconcile::reconcile(Arc::new(current), ctx.clone()).await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+            Err(e) => return e.to_string(),
+        }
+    }
+    panic!("{name}: no reconcile failed");
+}
+
+/// Deletes installation `name` and runs its teardown with `ctx` until it is gone.
+async fn tear_down(api: &Api<MeshInstallation>, ctx: &Arc<mesh_operator::context::Context>, name: &str) {
+    api.delete(name, &DeleteParams::default()).await.expect("delete");
+    let deadline = std::time::Instant::now() + CONVERGE;
+    while let Some(current) = api.get_opt(name).await.expect("get") {
+        assert!(std::time::Instant::now() < deadline, "{name}: teardown did not finish");
+        let _ = mesh_operator::reconcile::reconcile(Arc::new(current), ctx.clone()).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 #[tokio::test]
 async fn operator_without_the_deployments_rule_is_forbidden_naming_it() {
-    let Some(cluster) = TestCluster::get() else { return };
+    let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
     let admin = cluster.client().await;
-    apply_rbac(&admin, Some(("apps", "deployments"))).await;
+    apply_rbac(&admin, Drop::Rule("apps", "deployments")).await;
     wait_authorized(&admin, "list", "apps", "deployments", false).await;
     let client = service_account_client(cluster).await;
 
@@ -299,30 +395,7 @@ async fn operator_without_the_deployments_rule_is_forbidden_naming_it() {
     mi.metadata.name = Some("bookstore-forbidden".to_string());
     apply_mi(&admin, &mi).await;
     let api: Api<MeshInstallation> = Api::all(admin.clone());
-
-    // One reconcile as the operator runs it; the first adds the finalizer, the next converges.
-    let (cache, _changes) =
-        mesh_provisioner::apply::ManagedCache::start(&client, &mesh_operator::kinds::all_managed_kinds());
-    let (_leader_tx, leader) = watch::channel(true);
-    let ctx = Arc::new(mesh_operator::context::Context::new(
-        client.clone(),
-        cache,
-        test_settings(Duration::from_secs(300)),
-        leader,
-        Arc::new(Metrics::default()),
-    ));
-    let mut error = None;
-    for _ in 0..5 {
-        let current = api.get("bookstore-forbidden").await.expect("get");
-        match mesh_operator::reconcile::reconcile(Arc::new(current), ctx.clone()).await {
-            Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(e) => {
-                error = Some(e.to_string());
-                break;
-            }
-        }
-    }
-    let error = error.expect("the reconcile fails without the deployments rule");
+    let error = first_error(&api, &reconcile_context(&client), "bookstore-forbidden").await;
     assert!(error.contains("forbidden"), "not a Forbidden: {error}");
     assert!(
         error.contains("deployments") && error.contains("\"apps\""),
@@ -336,7 +409,36 @@ async fn operator_without_the_deployments_rule_is_forbidden_naming_it() {
         .expect("drop finalizer");
     api.delete("bookstore-forbidden", &DeleteParams::default()).await.expect("delete");
     assert!(labelled_objects(&admin, "bookstore-forbidden").await.is_empty(), "nothing was applied");
-    apply_rbac(&admin, None).await;
+    apply_rbac(&admin, Drop::Nothing).await;
+}
+
+/// Metrics enrolment patches meshed pods: without `patch` on pods the reconcile fails with a
+/// Forbidden naming the verb and the resource.
+#[tokio::test]
+async fn operator_without_pods_patch_is_forbidden_naming_it() {
+    let Some(cluster) = TestCluster::get_audited() else { return };
+    let _serial = SERIAL.lock().await;
+    let admin = cluster.client().await;
+    apply_rbac(&admin, Drop::Verb("", "pods", "patch")).await;
+    wait_authorized(&admin, "patch", "", "pods", false).await;
+    let client = service_account_client(cluster).await;
+    scenario::meshed_pod(&admin, "bookstore", "meshed-forbidden").await;
+
+    let mut mi = sample("bookstore.yaml");
+    mi.metadata.name = Some("bookstore-pods-forbidden".to_string());
+    apply_mi(&admin, &mi).await;
+    let api: Api<MeshInstallation> = Api::all(admin.clone());
+    let error = first_error(&api, &reconcile_context(&client), "bookstore-pods-forbidden").await;
+    assert!(error.contains("forbidden"), "not a Forbidden: {error}");
+    assert!(error.contains("cannot patch resource \"pods\""), "the Forbidden does not name pods patch: {error}");
+
+    // Tear down with the full rules (the reconcile applied the mesh and namespaces before failing).
+    apply_rbac(&admin, Drop::Nothing).await;
+    wait_authorized(&admin, "patch", "", "pods", true).await;
+    tear_down(&api, &reconcile_context(&client), "bookstore-pods-forbidden").await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), "bookstore");
+    let _ = pods.delete("meshed-forbidden", &DeleteParams::default()).await;
+    assert!(labelled_objects(&admin, "bookstore-pods-forbidden").await.is_empty(), "left behind");
 }
 
 /// What the API server stored and admitted for `meshctl install --azure-client-id`: the
@@ -382,7 +484,7 @@ async fn assert_workload_identity_accepted(admin: &kube::Client, identity: &Work
 
 #[tokio::test]
 async fn meshctl_install_waits_for_the_operator_and_uninstall_removes_it() {
-    let Some(cluster) = TestCluster::get() else { return };
+    let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
     let admin = cluster.client().await;
     forget_installations(&admin).await;

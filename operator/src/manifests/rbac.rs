@@ -133,8 +133,8 @@ fn controller_needs(needs: &mut Needs) {
     needs.resource(
         "",
         "secrets",
-        &["get"],
-        "reads the mesh root CA (osm-ca-bundle), the ingress webhook TLS and edge certificates before deciding to generate new ones",
+        &["list"],
+        "reads the mesh root CA (osm-ca-bundle), the ingress webhook TLS and edge certificates before deciding to generate new ones: by name and only with its own label (managed-by=mesh-operator), so it never reads a Secret it did not create",
     );
     needs.resource(
         "",

@@ -7,6 +7,7 @@ pub mod build;
 pub mod conditions;
 pub mod observe;
 pub mod placement;
+pub mod shared;
 pub mod status;
 pub mod teardown;
 pub mod validate;

@@ -9,6 +9,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{ApiResource, ListParams};
 use kube::{Api, ResourceExt};
 use mesh_crds::MeshInstallationSpec;
+use mesh_provisioner::labels;
 use mesh_provisioner::topology::{CREATED_BY, ObservedNamespace};
 
 use super::build::enrolled_namespaces;
@@ -71,8 +72,17 @@ pub async fn secret(ctx: &Context, namespace: &str, name: &str) -> Result<Option
             .map_err(|e| Error::kube(format!("decoding Secret {namespace}/{name}"))(kube::Error::SerdeError(e)))?;
         return Ok(Some(secret));
     }
+    // Not cached (the cache may still be listing): ask for it by name, but only if it carries our
+    // label. The operator never reads a Secret it did not create (a spec names Secrets, e.g. an
+    // ingress rule's `tls.secretName`, and its author may not be able to read them).
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    api.get_opt(name).await.map_err(Error::kube(format!("reading Secret {namespace}/{name}")))
+    let ours = ListParams::default().fields(&format!("metadata.name={name}")).labels(&format!(
+        "{}={}",
+        labels::MANAGED_BY,
+        labels::MANAGED_BY_VALUE
+    ));
+    let listed = api.list(&ours).await.map_err(Error::kube(format!("reading Secret {namespace}/{name}")))?;
+    Ok(listed.items.into_iter().next())
 }
 
 /// Whether every named CRD is Established.

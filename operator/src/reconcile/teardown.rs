@@ -16,7 +16,10 @@ use mesh_provisioner::labels;
 use mesh_provisioner::topology::CREATED_BY;
 use serde_json::json;
 
+use mesh_provisioner::osm;
+
 use super::build::enrolled_namespaces;
+use super::shared::Claims;
 use super::status;
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -70,8 +73,10 @@ pub async fn run(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Res
         Step::ControlPlane,
         Step::Namespaces,
     ];
+    // Read anew on every pass: an installation created or deleted meanwhile counts as it is now.
+    let claims = Claims::of_others(ctx, &mi.name_any()).await?;
     for step in steps {
-        let done = run_step(step, mi, ctx, applier).await?;
+        let done = run_step(step, mi, ctx, applier, &claims).await?;
         if !done {
             record_step(ctx, mi, step).await?;
             // Not Ok: kube-runtime's finalizer() removes the finalizer after any successful
@@ -95,8 +100,15 @@ async fn record_step(ctx: &Context, mi: &MeshInstallation, step: Step) -> Result
     status::write(ctx, mi, &current).await
 }
 
-/// Deletes every object of `component`; true once none remains.
-async fn delete_component(applier: &Applier, component: Component) -> Result<bool> {
+/// Deletes every object of `component`, but first hands over to another installation what it still
+/// declares; true once none of ours remains.
+async fn delete_component(
+    applier: &Applier,
+    claims: &Claims,
+    installation: &str,
+    component: Component,
+) -> Result<bool> {
+    claims.hand_over(applier, installation, component).await?;
     let mut remaining = 0;
     for kind in kinds::kinds_of(component) {
         if kind.resource.kind == "Namespace" {
@@ -107,16 +119,27 @@ async fn delete_component(applier: &Applier, component: Component) -> Result<boo
     Ok(remaining == 0)
 }
 
-async fn run_step(step: Step, mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Result<bool> {
+async fn run_step(
+    step: Step,
+    mi: &MeshInstallation,
+    ctx: &Context,
+    applier: &Applier,
+    claims: &Claims,
+) -> Result<bool> {
     let spec = &mi.spec;
     let name = mi.name_any();
     match step {
-        Step::TrafficPolicies => delete_component(applier, Component::Traffic).await,
-        Step::Ingress => delete_component(applier, Component::Ingress).await,
+        Step::TrafficPolicies => delete_component(applier, claims, &name, Component::Traffic).await,
+        Step::Ingress => delete_component(applier, claims, &name, Component::Ingress).await,
         Step::Unenrol => {
             let ns_resource = kinds::namespace();
             let keep_created = spec.teardown.delete_namespaces;
             for ns in owned_namespaces(ctx, &name, Component::Namespaces).await? {
+                // Another installation still enrols it: it stays enrolled, and becomes theirs.
+                if let Some(to) = claims.namespace_claimant(&ns.name_any()) {
+                    applier.hand_over(&ns_resource, None, &ns.name_any(), to).await?;
+                    continue;
+                }
                 let created = ns.annotations().get(CREATED_BY).is_some_and(|v| *v == name);
                 if created && keep_created {
                     // Keep only the created-by mark, so the last step can still find it after a restart.
@@ -134,26 +157,38 @@ async fn run_step(step: Step, mi: &MeshInstallation, ctx: &Context, applier: &Ap
         }
         Step::RestartWorkloads => {
             if spec.teardown.restart_workloads {
-                for ns in enrolled_namespaces(spec) {
+                // Where another installation still enrols the namespace, sidecars stay: no restart.
+                for ns in enrolled_namespaces(spec).iter().filter(|ns| claims.namespace_claimant(&ns.name).is_none()) {
                     restart_foreign_workloads(ctx, &ns.name).await?;
                 }
             }
             Ok(true)
         }
-        Step::Apps => delete_component(applier, Component::Apps).await,
+        Step::Apps => delete_component(applier, claims, &name, Component::Apps).await,
         Step::ControlPlane => {
             if !spec.teardown.uninstall_mesh {
                 return Ok(true);
             }
-            // Webhooks the OSM control plane registers itself at run time (so they carry OSM's labels, not ours).
-            let mesh = &spec.mesh.name;
-            delete_named::<MutatingWebhookConfiguration>(ctx, &format!("osm-webhook-{mesh}")).await?;
-            delete_named::<ValidatingWebhookConfiguration>(ctx, &format!("osm-validator-mesh-{mesh}")).await?;
+            // Webhooks the OSM control plane registers itself at run time (so they carry OSM's
+            // labels, not ours): deleted only when they call our control plane, and no other
+            // installation runs the same mesh.
+            if !claims.shares_mesh(spec) {
+                let mesh = &spec.mesh.name;
+                let namespace = spec.mesh.control_plane_namespace();
+                delete_webhook_if_ours::<MutatingWebhookConfiguration>(ctx, &osm::names::webhook_name(mesh), namespace)
+                    .await?;
+                delete_webhook_if_ours::<ValidatingWebhookConfiguration>(
+                    ctx,
+                    &osm::names::validator_name(mesh),
+                    namespace,
+                )
+                .await?;
+            }
             // AKS add-ons: disable through ARM, then remove what AKS leaves behind.
             if !super::azure::teardown_addon(mi, ctx).await? {
                 return Ok(false);
             }
-            let done = delete_component(applier, Component::Mesh).await?;
+            let done = delete_component(applier, claims, &name, Component::Mesh).await?;
             if !done {
                 release_stuck_crds(ctx, &name).await?;
                 return Ok(false);
@@ -256,6 +291,32 @@ async fn delete_created_namespaces(
         }
     }
     Ok(remaining == 0)
+}
+
+/// Deletes a webhook configuration whose every webhook calls a Service in `namespace` (the control
+/// plane that registered it); one that calls anything else is someone else's and stays.
+async fn delete_webhook_if_ours<K>(ctx: &Context, name: &str, namespace: &str) -> Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(ctx.client.clone());
+    let kind = ApiResource::erase::<K>(&()).kind;
+    let Some(live) = api.get_opt(name).await.map_err(Error::kube(format!("reading {kind} {name}")))? else {
+        return Ok(());
+    };
+    let value = serde_json::to_value(&live).unwrap_or_default();
+    let webhooks = value["webhooks"].as_array().cloned().unwrap_or_default();
+    let ours = !webhooks.is_empty()
+        && webhooks.iter().all(|w| w["clientConfig"]["service"]["namespace"].as_str() == Some(namespace));
+    if !ours {
+        tracing::info!(%kind, name, "left in place: it does not call the control plane in {namespace}");
+        return Ok(());
+    }
+    delete_named::<K>(ctx, name).await
 }
 
 /// Deletes a cluster-scoped object by name; a missing one is fine.

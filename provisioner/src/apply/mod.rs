@@ -71,6 +71,18 @@ fn reference(resource: &ApiResource, namespace: Option<&str>, name: &str) -> Str
     }
 }
 
+/// `object` without what says who owns it (the installation label, the created-by annotation).
+fn without_ownership(object: &serde_json::Value) -> serde_json::Value {
+    let mut object = object.clone();
+    if let Some(labels) = object.pointer_mut("/metadata/labels").and_then(|l| l.as_object_mut()) {
+        labels.remove(labels::INSTALLATION);
+    }
+    if let Some(annotations) = object.pointer_mut("/metadata/annotations").and_then(|a| a.as_object_mut()) {
+        annotations.remove(crate::topology::CREATED_BY);
+    }
+    object
+}
+
 /// Applies, prunes and deletes the objects of one installation.
 #[derive(Clone)]
 pub struct Applier {
@@ -120,6 +132,17 @@ impl Applier {
                 match desired.existing {
                     ExistingPolicy::UseAsIs => return Ok(ApplyOutcome::UsedExisting),
                     ExistingPolicy::Merge if Self::owner_of(live).is_none() => {}
+                    // Another installation owns it and it already is exactly what we want (a mesh
+                    // or a namespace enrolment two installations share): use it, write nothing.
+                    // Its owner hands it over to us when it is deleted (see `hand_over`).
+                    _ if Self::owner_of(live).is_some()
+                        && compare::is_subset(
+                            &without_ownership(&wanted),
+                            &serde_json::to_value(live).unwrap_or_default(),
+                        ) =>
+                    {
+                        return Ok(ApplyOutcome::UsedExisting);
+                    }
                     _ => {
                         return Err(ApplyError::Conflict {
                             object: object_ref,
@@ -166,6 +189,30 @@ impl Applier {
         self.writes.fetch_add(1, Ordering::Relaxed);
         api.patch(name, &params, &Patch::Apply(&empty)).await.map_err(api_error("releasing", object_ref))?;
         Ok(true)
+    }
+
+    /// Gives an object of ours to installation `to`, which also declares it: it becomes that
+    /// installation's (its label), and no longer counts as created by us (so our teardown does
+    /// not delete it). Used on teardown instead of deleting what another installation still needs.
+    pub async fn hand_over(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+        to: &str,
+    ) -> Result<(), ApplyError> {
+        let object_ref = reference(resource, namespace, name);
+        let body = json!({"metadata": {
+            "labels": {labels::INSTALLATION: to},
+            "annotations": {crate::topology::CREATED_BY: null},
+        }});
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.api(resource, namespace)
+            .patch(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map_err(api_error("handing over", object_ref))?;
+        tracing::info!(object = %reference(resource, namespace, name), to, "handed over to the installation that still needs it");
+        Ok(())
     }
 
     /// Deletes cached objects of `component` of one kind that `desired` no longer contains.
