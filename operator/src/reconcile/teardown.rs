@@ -91,7 +91,9 @@ pub async fn run(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Res
 async fn record_step(ctx: &Context, mi: &MeshInstallation, step: Step) -> Result<()> {
     // The latest status: a step (the Azure one) may have recorded an operation during this pass.
     let api: Api<MeshInstallation> = Api::all(ctx.client.clone());
-    let latest = api.get_status(&mi.name_any()).await.map_err(Error::kube("reading MeshInstallation status"))?;
+    // `get`, not `get_status`: the object carries its status, and the ClusterRole grants no `get`
+    // on the status subresource (the RBAC suite's audit log showed it Forbidden).
+    let latest = api.get(&mi.name_any()).await.map_err(Error::kube("reading MeshInstallation status"))?;
     let mut current = latest.status.unwrap_or_default();
     if current.teardown_step.as_deref() == Some(step.as_str()) {
         return Ok(());

@@ -120,11 +120,7 @@ impl Applier {
         let wanted = compare::comparable(&serde_json::to_value(&desired.object).unwrap_or_default());
         let live = match self.cache.get(&desired.resource, desired.namespace(), desired.name()) {
             Some(cached) => Some((*cached).clone()),
-            None => self
-                .api(&desired.resource, desired.namespace())
-                .get_opt(desired.name())
-                .await
-                .map_err(api_error("reading", object_ref.clone()))?,
+            None => self.read_live(desired, &object_ref).await?,
         };
         if let Some(live) = &live {
             let ours = Self::owner_of(live) == Some(self.installation.as_str());
@@ -168,6 +164,23 @@ impl Applier {
             .await
             .map_err(api_error("applying", object_ref))?;
         Ok(ApplyOutcome::Applied)
+    }
+
+    /// Reads the live object of `desired` from the API server. A Secret is read as metadata first,
+    /// and in full only when it is ours: the operator never fetches the data of a Secret it did
+    /// not create (a spec names Secrets; its author may not be able to read them).
+    async fn read_live(&self, desired: &Desired, object_ref: &str) -> Result<Option<DynamicObject>, ApplyError> {
+        let api = self.api(&desired.resource, desired.namespace());
+        if desired.resource.kind != "Secret" {
+            return api.get_opt(desired.name()).await.map_err(api_error("reading", object_ref.to_string()));
+        }
+        let meta = api.get_metadata_opt(desired.name()).await.map_err(api_error("reading", object_ref.to_string()))?;
+        let Some(meta) = meta else { return Ok(None) };
+        let live = DynamicObject { types: None, metadata: meta.metadata, data: serde_json::Value::Null };
+        if Self::owner_of(&live) != Some(self.installation.as_str()) {
+            return Ok(Some(live));
+        }
+        api.get_opt(desired.name()).await.map_err(api_error("reading", object_ref.to_string()))
     }
 
     /// Gives up every field our component manager owns on an object (e.g. a namespace leaving the
