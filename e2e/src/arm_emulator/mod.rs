@@ -64,6 +64,15 @@ pub enum FaultKind {
     },
     /// Close the connection without an answer, before acting on the request.
     Drop,
+    /// Answer exactly this (any status, headers and body bytes), without acting.
+    Raw {
+        /// HTTP status (100–999).
+        status: u16,
+        /// Headers as sent.
+        headers: Vec<(String, String)>,
+        /// Body bytes.
+        body: Vec<u8>,
+    },
     /// The next operation the matching request starts ends Failed with this code.
     FailOperation {
         /// ARM error code.
@@ -333,6 +342,11 @@ impl ArmEmulator {
                 remaining: times,
             })
         });
+    }
+
+    /// Forgets every injected fault.
+    pub fn clear_faults(&self) {
+        self.with(|s| s.faults.clear());
     }
 
     /// Faults not yet used up.

@@ -55,6 +55,8 @@ pub(crate) async fn serve(
 enum Reply {
     Drop,
     Answer(u16, Vec<(String, String)>, Value),
+    /// Exactly these status, headers and body bytes (fault injection of arbitrary answers).
+    Raw(u16, Vec<(String, String)>, Vec<u8>),
 }
 
 fn answer(status: u16, body: Value) -> Reply {
@@ -80,13 +82,21 @@ async fn handle(
         let reply = route(&mut s, &endpoint, &method, &path, &query, &headers, &body);
         let status = match &reply {
             Reply::Drop => 0,
-            Reply::Answer(status, _, _) => *status,
+            Reply::Answer(status, _, _) | Reply::Raw(status, _, _) => *status,
         };
         s.seen.push(Seen { method: method.clone(), path: path.clone(), status });
         reply
     };
     match reply {
         Reply::Drop => Err(Dropped),
+        Reply::Raw(status, headers, body) => {
+            let mut response =
+                Response::builder().status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+            for (k, v) in headers {
+                response = response.header(k, v);
+            }
+            Ok(response.body(Full::new(Bytes::from(body))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+        }
         Reply::Answer(status, extra, body) => {
             let mut response = Response::builder()
                 .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
@@ -156,8 +166,11 @@ fn route(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Reply {
-    match take_fault(s, method, path, |k| matches!(k, FaultKind::Status { .. } | FaultKind::Drop)) {
+    match take_fault(s, method, path, |k| {
+        matches!(k, FaultKind::Status { .. } | FaultKind::Drop | FaultKind::Raw { .. })
+    }) {
         Some(FaultKind::Drop) => return Reply::Drop,
+        Some(FaultKind::Raw { status, headers, body }) => return Reply::Raw(status, headers, body),
         Some(FaultKind::Status { status, code, retry_after }) => {
             let mut extra = Vec::new();
             if let Some(seconds) = retry_after {

@@ -346,6 +346,14 @@ pub fn resource_url(endpoint: &Url, segments: Segments<'_>, api_version: &str) -
 #[derive(Debug)]
 pub struct ArmRetryPolicy {
     headers: RetryHeaders,
+    max_wait: Duration,
+}
+
+impl ArmRetryPolicy {
+    /// The policy with inline waits capped at `max_wait` (at most [`MAX_INLINE_RETRY_AFTER`]).
+    pub fn with_max_wait(max_wait: Duration) -> Self {
+        ArmRetryPolicy { max_wait: max_wait.min(MAX_INLINE_RETRY_AFTER), ..Default::default() }
+    }
 }
 
 /// Statuses retried inside one call.
@@ -361,6 +369,7 @@ impl Default for ArmRetryPolicy {
     fn default() -> Self {
         ArmRetryPolicy {
             headers: RetryHeaders { retry_headers: vec![RETRY_AFTER_MS, X_MS_RETRY_AFTER_MS, RETRY_AFTER] },
+            max_wait: MAX_INLINE_RETRY_AFTER,
         }
     }
 }
@@ -385,7 +394,7 @@ impl RetryPolicy for ArmRetryPolicy {
     }
 
     async fn wait(&self, retry_count: u32, retry_after: Option<azure_core::time::Duration>) {
-        tokio::time::sleep(inline_wait(self.sleep_duration(retry_count), retry_after)).await;
+        tokio::time::sleep(inline_wait(self.sleep_duration(retry_count), retry_after).min(self.max_wait)).await;
     }
 }
 
@@ -406,9 +415,15 @@ fn rand_jitter() -> u8 {
 
 /// Client options shared by the ARM pipeline and the credentials: our transport and retry policy.
 pub fn client_options(transport: Transport) -> ClientOptions {
+    client_options_capped(transport, MAX_INLINE_RETRY_AFTER)
+}
+
+/// [`client_options`] with inline retry waits capped at `max_wait` (tests that send many
+/// throttled answers).
+pub fn client_options_capped(transport: Transport, max_wait: Duration) -> ClientOptions {
     ClientOptions {
         transport: Some(transport),
-        retry: RetryOptions::custom(Arc::new(ArmRetryPolicy::default())),
+        retry: RetryOptions::custom(Arc::new(ArmRetryPolicy::with_max_wait(max_wait))),
         ..Default::default()
     }
 }
@@ -421,6 +436,15 @@ impl ArmClient {
         credential: Arc<dyn TokenCredential>,
         transport: Transport,
     ) -> Result<Self, ArmError> {
+        Self::with_options(endpoints, credential, client_options(transport))
+    }
+
+    /// As [`ArmClient::new`], with other client options (tests: a shorter retry wait).
+    pub fn with_options(
+        endpoints: &super::cloud::Endpoints,
+        credential: Arc<dyn TokenCredential>,
+        options: ClientOptions,
+    ) -> Result<Self, ArmError> {
         let endpoint = Url::parse(&endpoints.arm).map_err(|e| ArmError::Config {
             context: format!("the Azure Resource Manager endpoint {:?}", endpoints.arm),
             message: e.to_string(),
@@ -430,7 +454,7 @@ impl ArmClient {
         let pipeline = Pipeline::new(
             Some("mesh-operator"),
             Some(env!("CARGO_PKG_VERSION")),
-            client_options(transport),
+            options,
             Vec::new(),
             vec![auth],
             None,

@@ -83,6 +83,16 @@ pub enum ArmError {
         /// Why.
         message: String,
     },
+    /// The installation names an AKS cluster other than the one the operator was installed for.
+    #[error(
+        "spec.azure names managed cluster {cluster}, but this operator acts only on {managed} (its --azure-cluster-id); nothing was sent to Azure"
+    )]
+    ClusterNotManaged {
+        /// The cluster the spec names.
+        cluster: String,
+        /// The one the operator manages.
+        managed: String,
+    },
     /// The client could not be set up (bad endpoint, unreadable CA, credential options).
     #[error("{context}: {message}")]
     Config {
@@ -146,8 +156,22 @@ impl ArmError {
                     ErrorClass::Retryable
                 }
             }
-            ArmError::Credential { .. } | ArmError::Config { .. } | ArmError::Decode { .. } => ErrorClass::Fatal,
+            ArmError::Credential { .. }
+            | ArmError::Config { .. }
+            | ArmError::Decode { .. }
+            | ArmError::ClusterNotManaged { .. } => ErrorClass::Fatal,
             ArmError::Transport { .. } => ErrorClass::Retryable,
+        }
+    }
+
+    /// Whether this error, from polling a stored operation, says the polling URL itself is no
+    /// good (unknown to ARM, refused, or answering something unreadable), as opposed to a
+    /// passing fault (throttling, a server error, no connection) or a missing token.
+    pub fn is_stale_operation(&self) -> bool {
+        match self {
+            ArmError::Response { status, .. } => (400..500).contains(status) && !matches!(status, 401 | 408 | 429),
+            ArmError::Decode { .. } => true,
+            _ => false,
         }
     }
 
@@ -164,6 +188,7 @@ impl ArmError {
             ArmError::Transport { .. } => "ArmUnreachable",
             ArmError::Decode { .. } => "UnexpectedArmResponse",
             ArmError::Config { .. } => "AzureConfigInvalid",
+            ArmError::ClusterNotManaged { .. } => "ClusterNotManaged",
         };
         let cleaned: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
         if cleaned.is_empty() || !cleaned.starts_with(|c: char| c.is_ascii_alphabetic()) {

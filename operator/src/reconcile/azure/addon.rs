@@ -35,6 +35,8 @@ pub(super) async fn ensure_cluster(
             .await
         {
             Ok(PollOutcome::Running(wait)) => {
+                journal.polled(op_name);
+                journal.persist(ctx, mi).await?;
                 return Ok(Ok(Ensure::InProgress(
                     wait,
                     format!("{what} on {}: operation in progress since {}", cluster.id(), stored.started_at),
@@ -48,6 +50,19 @@ pub(super) async fn ensure_cluster(
                 journal.finish(op_name);
                 journal.persist(ctx, mi).await?;
                 return Ok(Err(error));
+            }
+            Err(error) if error.is_stale_operation() => {
+                let dropped = journal.poll_failed(op_name);
+                journal.persist(ctx, mi).await?;
+                if !dropped {
+                    // Not an error of the change itself: look again soon, and give up after a few.
+                    return Ok(Ok(Ensure::InProgress(
+                        STALE_POLL_RETRY,
+                        format!("{what} on {}: polling the stored operation failed ({error})", cluster.id()),
+                    )));
+                }
+                // Given up: read the cluster again below; if the change is there, nothing is written.
+                tracing::warn!(installation = %mi.name_any(), operation = op_name, "stored ARM operation gave no usable answer {MAX_FAILED_POLLS} times ({error}); reading {} again", cluster.id());
             }
             Err(error) => return Ok(Err(error)),
         }

@@ -131,7 +131,12 @@ pub(super) async fn import_one(
     let result = if let Some(stored) = stored {
         let kind = PollingKind::parse(&stored.polling_kind).unwrap_or(PollingKind::Location);
         match client.poll(&stored.polling_url, kind, &what, Target::Registry).await {
-            Ok(PollOutcome::Running(wait)) => Ok(Some(wait)),
+            Ok(PollOutcome::Running(wait)) => {
+                let mut journal = shared.lock().await;
+                journal.polled(&op_name);
+                journal.persist(ctx, mi).await?;
+                Ok(Some(wait))
+            }
             Ok(PollOutcome::Succeeded) => {
                 let mut journal = shared.lock().await;
                 journal.finish(&op_name);
@@ -144,6 +149,14 @@ pub(super) async fn import_one(
                 journal.finish(&op_name);
                 journal.persist(ctx, mi).await?;
                 Err(error)
+            }
+            Err(error) if error.is_stale_operation() => {
+                let mut journal = shared.lock().await;
+                if journal.poll_failed(&op_name) {
+                    tracing::warn!(installation = %mi.name_any(), operation = %op_name, "stored import gave no usable answer {MAX_FAILED_POLLS} times ({error}); importing again");
+                }
+                journal.persist(ctx, mi).await?;
+                Ok(Some(STALE_POLL_RETRY))
             }
             Err(error) => Err(error),
         }

@@ -9,6 +9,11 @@ use crate::error::Result;
 use crate::reconcile::status::{self};
 
 /// A copy of the status that this step updates and persists as it goes.
+/// Polls in a row without a usable answer after which a stored operation is given up.
+pub const MAX_FAILED_POLLS: u32 = 3;
+/// Wait before polling again after a poll without a usable answer.
+pub const STALE_POLL_RETRY: Duration = Duration::from_secs(2);
+
 pub(super) struct Journal {
     pub(super) status: MeshInstallationStatus,
     pub(super) dirty: bool,
@@ -36,10 +41,32 @@ impl Journal {
         self.dirty = true;
     }
 
+    /// A poll answered: the count of failed polls starts again.
+    pub(super) fn polled(&mut self, name: &str) {
+        if let Some(op) = self.status.azure_operations.iter_mut().find(|o| o.operation == name && o.failed_polls > 0) {
+            op.failed_polls = 0;
+            self.dirty = true;
+        }
+    }
+
     pub(super) fn finish(&mut self, name: &str) {
         let before = self.status.azure_operations.len();
         self.status.azure_operations.retain(|o| o.operation != name);
         self.dirty |= before != self.status.azure_operations.len();
+    }
+
+    /// Records a poll of `name` that got an answer saying nothing usable (the polling URL is
+    /// unknown, refused or unreadable). Returns true when that happened [`MAX_FAILED_POLLS`] times
+    /// in a row: the operation is then dropped, and the caller reads the resource again instead.
+    pub(super) fn poll_failed(&mut self, name: &str) -> bool {
+        let Some(op) = self.status.azure_operations.iter_mut().find(|o| o.operation == name) else { return false };
+        op.failed_polls = op.failed_polls.saturating_add(1);
+        self.dirty = true;
+        if op.failed_polls >= MAX_FAILED_POLLS {
+            self.finish(name);
+            return true;
+        }
+        false
     }
 
     pub(super) fn imported(&mut self, reference: &str) {

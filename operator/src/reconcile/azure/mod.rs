@@ -29,7 +29,10 @@ mod teardown;
 use self::{addon::*, images::*, journal::*, migration::*};
 pub use migration::dependency_order;
 pub use state::AzureState;
-pub use teardown::{delete_addon_webhooks, delete_osm_crds, teardown_addon, teardown_leftovers};
+pub use teardown::{
+    SKIP_AZURE_TEARDOWN, delete_addon_webhooks, delete_osm_crds, skips_azure_teardown, teardown_addon,
+    teardown_leftovers,
+};
 
 use super::conditions::ConditionUpdate;
 use super::status::Progress;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use mesh_crds::{AzureCredential, AzureSpec};
+use mesh_provisioner::azure::aks::ClusterRef;
 use mesh_provisioner::azure::{ArmClient, ArmError, Endpoints, client, credential};
 
 use super::*;
@@ -135,6 +136,12 @@ impl AzureState {
             crate::reconcile::azure_cli::refusal(&spec.credential, crate::reconcile::azure_cli::running_in_cluster())
         {
             return Err(refused);
+        }
+        if let Some(managed) = &ctx.settings.azure.cluster_id {
+            let cluster = ClusterRef::from_spec(spec).id();
+            if !cluster.eq_ignore_ascii_case(managed.trim_end_matches('/')) {
+                return Err(ArmError::ClusterNotManaged { cluster, managed: managed.clone() });
+            }
         }
         let overrides = &ctx.settings.azure.overrides;
         overrides.validate()?;

@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::ResourceExt;
+use kube::api::{Api, ResourceExt};
 use mesh_crds::{MeshInstallation, MeshProvider};
 use mesh_provisioner::azure::aks::ClusterRef;
 use mesh_provisioner::osm;
@@ -10,6 +10,7 @@ use mesh_provisioner::osm;
 use super::*;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::reconcile::status;
 
 /// Deletes the webhooks the AKS OSM add-on leaves behind (they block pod creation once nothing
 /// serves them).
@@ -37,7 +38,14 @@ pub async fn teardown_addon(mi: &MeshInstallation, ctx: &Context) -> Result<bool
         MeshProvider::AksAddon => (operation::DISABLE_OSM, "disabling the AKS OSM add-on"),
         MeshProvider::AksIstioAddon => (operation::DISABLE_ISTIO, "disabling the AKS Istio add-on"),
     };
-    let client = ctx.azure.client(ctx, azure).await.map_err(|e| Error::Azure(Box::new(e)))?;
+    if skips_azure_teardown(mi) {
+        tracing::warn!(installation = %mi.name_any(), "teardown: {SKIP_AZURE_TEARDOWN} is set; the add-on is left as it is in Azure");
+        return Ok(true);
+    }
+    let client = match ctx.azure.client(ctx, azure).await {
+        Ok(client) => client,
+        Err(error) => return Err(blocked(ctx, mi, what, error).await),
+    };
     let cluster = ClusterRef::from_spec(azure);
     let mut journal = Journal::new(mi);
     let provider = mi.spec.mesh.provider;
@@ -60,7 +68,7 @@ pub async fn teardown_addon(mi: &MeshInstallation, ctx: &Context) -> Result<bool
         Err(error) if error.status() == Some(404) => {
             tracing::info!(installation = %mi.name_any(), "teardown: {error}; nothing to disable");
         }
-        Err(error) => return Err(Error::Azure(Box::new(error))),
+        Err(error) => return Err(blocked(ctx, mi, what, error).await),
     }
     if provider == MeshProvider::AksAddon {
         delete_addon_webhooks(ctx).await?;
@@ -71,8 +79,53 @@ pub async fn teardown_addon(mi: &MeshInstallation, ctx: &Context) -> Result<bool
 /// Teardown, after the control plane's objects are deleted: the 10 OSM/SMI CRDs the AKS OSM
 /// add-on leaves behind.
 pub async fn teardown_leftovers(mi: &MeshInstallation, ctx: &Context) -> Result<()> {
-    if mi.spec.mesh.provider == MeshProvider::AksAddon {
+    // With the Azure step skipped the add-on still runs, and these CRDs are its own.
+    if mi.spec.mesh.provider == MeshProvider::AksAddon && !skips_azure_teardown(mi) {
         delete_osm_crds(ctx).await?;
     }
     Ok(())
+}
+
+/// Annotation that lets a teardown blocked in Azure (no credential, 401/403) finish without its
+/// Azure step: the add-on is then left enabled in Azure, and the objects it owns in the cluster
+/// are left too. Value `"true"`.
+pub const SKIP_AZURE_TEARDOWN: &str = "meshoperator.dev/skip-azure-teardown";
+
+/// Whether the installation carries [`SKIP_AZURE_TEARDOWN`]`: "true"`.
+pub fn skips_azure_teardown(mi: &MeshInstallation) -> bool {
+    mi.annotations().get(SKIP_AZURE_TEARDOWN).is_some_and(|v| v == "true")
+}
+
+/// A teardown that cannot go on without a person: says so in a Degraded condition naming the
+/// problem and the way out, and returns the error (the finalizer stays; the reconcile backs off).
+async fn blocked(ctx: &Context, mi: &MeshInstallation, what: &str, error: ArmError) -> Error {
+    let message = format!(
+        "teardown is blocked {what}: {}; fix that, or annotate this MeshInstallation with {SKIP_AZURE_TEARDOWN}=true to finish the teardown without the Azure step (the add-on then stays enabled in Azure)",
+        error.condition_message()
+    );
+    let update = crate::reconcile::degraded("AzureTeardownBlocked", message);
+    if let Err(write) = set_condition(ctx, mi, update).await {
+        tracing::warn!(installation = %mi.name_any(), "could not report the blocked teardown: {write}");
+    }
+    Error::Azure(Box::new(error))
+}
+
+/// Replaces one condition in the stored status (others and the rest of the status kept).
+async fn set_condition(ctx: &Context, mi: &MeshInstallation, update: ConditionUpdate) -> Result<()> {
+    let api: Api<MeshInstallation> = Api::all(ctx.client.clone());
+    let latest = api.get_status(&mi.name_any()).await.map_err(Error::kube("reading MeshInstallation status"))?;
+    let mut current = latest.status.unwrap_or_default();
+    let merged = crate::reconcile::conditions::merge(
+        &current.conditions,
+        std::slice::from_ref(&update),
+        &status::jiff_now(),
+        mi.metadata.generation,
+    );
+    let before = current.conditions.clone();
+    current.conditions.retain(|c| c.type_ != update.type_);
+    current.conditions.extend(merged);
+    if before == current.conditions {
+        return Ok(());
+    }
+    status::write(ctx, mi, &current).await
 }
