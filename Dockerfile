@@ -1,26 +1,32 @@
 # syntax=docker/dockerfile:1
 #
-# The mesh-operator image: one static (musl) binary on distroless/static, run as UID 65532, with no
+# The mesh-operator release image: one static binary on distroless/static, run as UID 65532, with no
 # shell or package manager at run time. Build from the repository root:
 #
 #   docker build -t ghcr.io/meshoperator/mesh-operator:v0.1.0 .
 #
-# (see "Install" in README.md for pushing it, or loading it into kind).
+# (see "Install" in README.md for pushing it, or loading it into kind). `make image` builds the same
+# binary the same way and an image with the same metadata without a Docker daemon
+# (operator/image/build.sh); e2e/tests/operator_image.rs checks the two agree.
 
-# Build stage: Rust on Alpine targets musl, whose binaries are static (crt-static is the default).
-FROM docker.io/library/rust:1.92-alpine AS build
-# C toolchain pieces for the crates that compile C (ring; aws-lc-sys via rcgen), and readelf for the check below.
-RUN apk add --no-cache musl-dev cmake make perl binutils
+# Build stage: Rust on Debian. glibc linked in statically (crt-static) gives a static-pie binary
+# that needs no loader and no libc at run time; the profile `image` is release, symbols stripped.
+FROM docker.io/library/rust:1.92-bookworm AS build
+# cmake for aws-lc-sys (rustls' crypto provider), should its build ask for it; readelf is in binutils.
+RUN apt-get update && apt-get install -y --no-install-recommends cmake binutils && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p mesh-operator --bin mesh-operator \
- && cp target/release/mesh-operator /mesh-operator
+    target="$(uname -m)-unknown-linux-gnu" \
+ && RUSTFLAGS='-C target-feature=+crt-static' \
+    cargo build --locked --profile image --target "$target" -p mesh-operator --bin mesh-operator \
+ && cp "target/$target/image/mesh-operator" /mesh-operator
 # A dynamically linked binary would not start on distroless/static: fail the build instead.
-RUN if readelf -l /mesh-operator | grep -q "program interpreter"; then echo "mesh-operator is not static" >&2; exit 1; fi
+RUN if readelf -l /mesh-operator | grep -q "program interpreter" || readelf -d /mesh-operator | grep -q "(NEEDED)"; \
+    then echo "mesh-operator is not static" >&2; exit 1; fi
 
-# Run stage: CA certificates, /etc/passwd with the nonroot user, nothing else.
+# Run stage: CA certificates (SSL_CERT_FILE), /etc/passwd with the nonroot user, nothing else.
 FROM gcr.io/distroless/static-debian12:nonroot
 LABEL org.opencontainers.image.title="mesh-operator" \
       org.opencontainers.image.description="Kubernetes operator that installs a service mesh from one MeshInstallation object" \

@@ -1,15 +1,17 @@
 # The two commands of the README, and their parts.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/mesh-operator/target
 BIN_DIR ?= $(HOME)/.cache/mesh-operator/bin
+# The static release build of the image lands in $(IMAGE_TARGET_DIR)/<arch>-unknown-linux-gnu/image/.
+IMAGE_TARGET_DIR ?= $(CARGO_TARGET_DIR)
 
-.PHONY: demo test cluster osm-images oracle soak crds unit e2e bench
+.PHONY: demo test cluster osm-images oracle soak image crds unit e2e bench
 
 ## demo: run the bookstore demo on the local control plane (apply, converge, edit the split, tear down).
 demo: cluster
 	cargo run --locked -p mesh-e2e --bin demo
 
 ## test: every test — unit, then end-to-end on the local control plane (E2E_PROVIDER=kind|kubeconfig for others).
-test: cluster oracle
+test: cluster oracle image
 	cd e2e/cluster && go test ./cmd/...
 	cargo test --workspace --locked -- --test-threads=4
 
@@ -31,6 +33,12 @@ osm-images:
 ## soak: the translation against OSM's own code on many more inputs (OSM_ORACLE_CASES, default 20000; OSM_ORACLE_SEED replays).
 soak: oracle
 	OSM_ORACLE_CASES=$${OSM_ORACLE_CASES:-20000} MESH_E2E_BIN_DIR=$(BIN_DIR) cargo test --locked --release -p mesh-provisioner --test translate_vs_osm -- --nocapture
+
+## image: build the operator image without a Docker daemon (the Dockerfile's static binary and
+## metadata) and tag it mesh-operator:dev in the local image store ($$MESH_IMAGE_STORE, default
+## ~/.cache/mesh-operator/images), where the local control plane runs it. Installs umoci with apt-get if missing.
+image:
+	CARGO_TARGET_DIR=$(IMAGE_TARGET_DIR) bash operator/image/build.sh
 
 ## crds: regenerate crds/yaml from the code.
 crds:

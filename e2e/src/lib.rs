@@ -8,6 +8,8 @@ pub mod apiserver_metrics;
 pub mod arm_emulator;
 pub mod audit;
 pub mod cluster;
+pub mod dockerfile;
+pub mod image;
 pub mod local_images;
 pub mod namespace;
 pub mod operator;

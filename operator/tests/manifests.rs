@@ -499,7 +499,18 @@ fn the_dockerfile_builds_a_static_non_root_image() {
     assert!(stages.len() >= 2, "multi-stage: {stages:?}");
     let last = stages.last().expect("final stage");
     assert!(last.contains("distroless/static") || last.contains("scratch"), "minimal base: {last}");
-    assert!(dockerfile.contains("musl"), "a static (musl) binary");
+    // The same build as `make image` (operator/image/build.sh): static glibc, profile `image`.
+    let build_script = read("operator/image/build.sh");
+    for (name, text) in [("Dockerfile", &dockerfile), ("operator/image/build.sh", &build_script)] {
+        for part in [
+            "RUSTFLAGS='-C target-feature=+crt-static'",
+            "cargo build --locked --profile image --target",
+            "-unknown-linux-gnu",
+            "-p mesh-operator --bin mesh-operator",
+        ] {
+            assert!(text.contains(part), "{name} builds with {part:?}");
+        }
+    }
     let user = dockerfile.lines().rev().find(|l| l.starts_with("USER ")).expect("USER");
     assert!(user.contains(&manifests::RUN_AS.to_string()), "non-root UID {user}");
     let entrypoint = dockerfile.lines().find(|l| l.starts_with("ENTRYPOINT ")).expect("ENTRYPOINT");
