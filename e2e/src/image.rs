@@ -59,7 +59,7 @@ impl Image {
     /// The contents of the regular file at `path` (absolute) in the image's root filesystem, with
     /// its mode and owner, as the last layer holding it has it.
     pub fn file(&self, path: &str) -> Result<Option<ImageFile>, String> {
-        let wanted = path.trim_start_matches('/');
+        let wanted = path.trim_start_matches('/').trim_end_matches('/');
         let mut found = None;
         for layer in self.manifest["layers"].as_array().into_iter().flatten() {
             let blob = std::fs::File::open(blob_path(&self.dir, layer)?).map_err(|e| e.to_string())?;
@@ -74,8 +74,13 @@ impl Image {
             let mut archive = tar::Archive::new(reader);
             for entry in archive.entries().map_err(|e| format!("reading a layer: {e}"))? {
                 let mut entry = entry.map_err(|e| format!("reading a layer entry: {e}"))?;
-                let name =
-                    entry.path().map_err(|e| e.to_string())?.to_string_lossy().trim_start_matches("./").to_string();
+                let name = entry
+                    .path()
+                    .map_err(|e| e.to_string())?
+                    .to_string_lossy()
+                    .trim_start_matches("./")
+                    .trim_end_matches('/')
+                    .to_string();
                 if name != wanted {
                     continue;
                 }

@@ -165,3 +165,37 @@ pub async fn pod_annotations(
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     pods.get(name).await.expect("pod").metadata.annotations.unwrap_or_default()
 }
+
+/// Waits until an installation is Ready for its current generation, and returns it.
+pub async fn wait_ready(client: &Client, name: &str) -> MeshInstallation {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    wait::until(&format!("MeshInstallation {name} to be Ready"), CONVERGE, || async {
+        let mi = api.get(name).await.map_err(|e| e.to_string())?;
+        match condition(&mi, "Ready") {
+            Some((ConditionStatus::True, _, _))
+                if mi.status.as_ref().and_then(|s| s.observed_generation) == mi.metadata.generation =>
+            {
+                Ok(mi)
+            }
+            other => Err(format!("Ready={other:?}; conditions={:?}", mi.status.map(|s| s.conditions))),
+        }
+    })
+    .await
+}
+
+/// The article's last traffic step: the bookstore split from 50/50 to 0/100 (all to bookstore-v2);
+/// applies it and waits until the TrafficSplit says so and the installation is Ready again.
+pub async fn shift_bookstore_to_v2(client: &Client, mi: &mut MeshInstallation) {
+    for backend in &mut mi.spec.traffic.splits[0].backends {
+        backend.weight = if backend.service == "bookstore-v2" { 100 } else { 0 };
+    }
+    apply(client, mi).await;
+    let splits: Api<mesh_crds::smi::TrafficSplit> = Api::namespaced(client.clone(), "bookstore");
+    wait::until("the TrafficSplit to send everything to bookstore-v2", CONVERGE, || async {
+        let split = splits.get("bookstore-split").await.map_err(|e| e.to_string())?;
+        let weights: Vec<i64> = split.spec.backends.iter().map(|b| b.weight).collect();
+        if weights == vec![0, 100] { Ok(()) } else { Err(format!("weights {weights:?}")) }
+    })
+    .await;
+    wait_ready(client, &mi.name_any()).await;
+}
