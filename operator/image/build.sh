@@ -13,7 +13,7 @@
 #   operator uses, taken from this Debian machine: the CA bundle (Azure Resource Manager's TLS roots,
 #   read through SSL_CERT_FILE), /etc/passwd and /etc/group naming the nonroot user, nsswitch.conf
 #   (glibc's resolver, linked in statically, reads it), /tmp and the nonroot home.
-# One layer, file times set to the last commit's, no history: the same source gives the same layer.
+# One layer, file and history times set to the last commit's: the same source gives the same layer.
 #
 # Environment: CARGO_TARGET_DIR (where cargo builds; the static build lands in
 # $CARGO_TARGET_DIR/<arch>-unknown-linux-gnu/image/), MESH_IMAGE_STORE (the store, if no STORE).
@@ -105,9 +105,11 @@ fi
 building="mesh-operator-building-$$"
 umoci rm --image "$store:$building" 2>/dev/null || true
 umoci new --image "$store:$building"
-umoci raw add-layer --no-history --image "$store:$building" "$layer"
+umoci raw add-layer --image "$store:$building" --history.created "$created" \
+	--history.created_by "operator/image/build.sh: the root filesystem" "$layer"
 # Keep in step with the Dockerfile's final stage (and distroless' Env and WorkingDir).
-umoci config --no-history --image "$store:$building" --tag "$tag" \
+umoci config --image "$store:$building" --tag "$tag" \
+	--history.created "$created" --history.created_by "operator/image/build.sh: the Dockerfile's final stage" \
 	--created "$created" --architecture "$oci_arch" --os linux \
 	--config.user 65532:65532 \
 	--config.workingdir /home/nonroot \
