@@ -54,16 +54,21 @@ async fn install_operator(admin: &Client, replicas: i32) -> Duration {
         panic!("meshctl install --image {OPERATOR_TAG}: {error}\n{}", String::from_utf8_lossy(&out));
     }
     if replicas != 1 {
-        let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
-        let scale = serde_json::json!({"spec": {"replicas": replicas}});
-        deployments.patch_scale(NAME, &PatchParams::default(), &Patch::Merge(&scale)).await.expect("scale");
-        wait::until(&format!("{replicas} operator replicas to be available"), CONVERGE, || async {
-            let (ready, state) = install::operator_ready(admin).await.map_err(|e| e.to_string())?;
-            if ready { Ok(()) } else { Err(state) }
-        })
-        .await;
+        scale(admin, replicas).await;
     }
     started.elapsed()
+}
+
+/// Scales the operator Deployment and waits until that many replicas are available.
+async fn scale(admin: &Client, replicas: i32) {
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    let scale = serde_json::json!({"spec": {"replicas": replicas}});
+    deployments.patch_scale(NAME, &PatchParams::default(), &Patch::Merge(&scale)).await.expect("scale");
+    wait::until(&format!("{replicas} operator replicas to be available"), CONVERGE, || async {
+        let (ready, state) = install::operator_ready(admin).await.map_err(|e| e.to_string())?;
+        if ready { Ok(()) } else { Err(state) }
+    })
+    .await;
 }
 
 async fn uninstall_operator(admin: &Client) {
@@ -290,39 +295,40 @@ async fn two_replicas_elect_one_leader_and_another_takes_over_when_it_is_killed(
     assert!(metric(leader, "meshoperator_api_writes_total").await > 0.0, "the leader wrote");
     assert_eq!(metric(standby, "meshoperator_api_writes_total").await, 0.0, "the standby wrote nothing");
 
-    // Kill the leader's process (no graceful step-down: its Lease must expire), and remove its
-    // pod so that it does not come back under the same identity.
+    // Kill the leader's process (no graceful step-down: its Lease must expire). Its pod goes too,
+    // and the Deployment back to one replica, so that neither the killed identity nor a fresh
+    // replacement can take the Lease: the standby must.
     Container::of(leader).kill();
     let pods_api: Api<Pod> = Api::namespaced(admin.clone(), NAMESPACE);
     pods_api
         .delete(&holder, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
         .await
         .expect("delete");
+    scale(&admin, 1).await;
     let killed_at = Instant::now();
-    let new_holder = wait::until("another replica to take the Lease", CONVERGE, || async {
+    wait::until(&format!("the standby {} to take the Lease", standby.name_any()), CONVERGE, || async {
         match lease_holder(&admin).await {
-            Some(h) if h != holder => Ok(h),
+            Some(h) if h == standby.name_any() => Ok(()),
             other => Err(format!("holder {other:?}")),
         }
     })
     .await;
     eprintln!(
-        "leader election: {new_holder} took over from the killed {holder} after {:.1}s ({} was the standby)",
-        killed_at.elapsed().as_secs_f64(),
-        standby.name_any()
+        "leader election: the standby {} took over from the killed {holder} after {:.1}s",
+        standby.name_any(),
+        killed_at.elapsed().as_secs_f64()
     );
-    let new_leader = wait::until("the new leader's pod", CONVERGE, || async {
-        running_pods(&admin).await.into_iter().find(|p| p.name_any() == new_holder).ok_or("not running".to_string())
-    })
-    .await;
+    let new_leader = standby;
     wait::until("the new leader to report leading", CONVERGE, || async {
-        if metric(&new_leader, "meshoperator_leader").await == 1.0 { Ok(()) } else { Err("not yet".to_string()) }
+        if metric(new_leader, "meshoperator_leader").await == 1.0 { Ok(()) } else { Err("not yet".to_string()) }
     })
     .await;
+    let left: Vec<String> = running_pods(&admin).await.iter().map(|p| p.name_any()).collect();
+    assert_eq!(left, vec![new_leader.name_any()], "the standby is the one replica left");
 
     // The new leader carries on: the split moves, the teardown completes.
     scenario::shift_bookstore_to_v2(&admin, &mut mi).await;
-    assert!(metric(&new_leader, "meshoperator_api_writes_total").await > 0.0, "the new leader wrote");
+    assert!(metric(new_leader, "meshoperator_api_writes_total").await > 0.0, "the new leader wrote");
     delete_and_wait_gone(&admin, "bookstore").await;
     assert!(managed_objects(&admin, "bookstore").await.is_empty());
     uninstall_operator(&admin).await;
