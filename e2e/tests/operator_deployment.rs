@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use mesh_crds::MeshInstallation;
 use mesh_e2e::image::{self, Image, OPERATOR_TAG};
@@ -295,15 +295,14 @@ async fn two_replicas_elect_one_leader_and_another_takes_over_when_it_is_killed(
     assert!(metric(leader, "meshoperator_api_writes_total").await > 0.0, "the leader wrote");
     assert_eq!(metric(standby, "meshoperator_api_writes_total").await, 0.0, "the standby wrote nothing");
 
-    // Kill the leader's process (no graceful step-down: its Lease must expire). Its pod goes too,
-    // and the Deployment back to one replica, so that neither the killed identity nor a fresh
-    // replacement can take the Lease: the standby must.
+    // Kill the leader's process (no graceful step-down: its Lease must expire), then scale the
+    // Deployment back to one replica, its pod the one to go (lowest deletion cost), so that neither
+    // the killed identity nor a fresh replacement can take the Lease: the standby must.
     Container::of(leader).kill();
     let pods_api: Api<Pod> = Api::namespaced(admin.clone(), NAMESPACE);
-    pods_api
-        .delete(&holder, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
-        .await
-        .expect("delete");
+    let cost =
+        serde_json::json!({"metadata": {"annotations": {"controller.kubernetes.io/pod-deletion-cost": "-1000"}}});
+    pods_api.patch(&holder, &PatchParams::default(), &Patch::Merge(&cost)).await.expect("deletion cost");
     scale(&admin, 1).await;
     let killed_at = Instant::now();
     wait::until(&format!("the standby {} to take the Lease", standby.name_any()), CONVERGE, || async {
