@@ -1,6 +1,6 @@
-//! Reads images from the local OCI image store (an OCI image layout directory, `$MESH_IMAGE_STORE`
-//! or `~/.cache/mesh-operator/images`, one tag per image), as `make image` writes them and the local
-//! control plane runs them: the image config, and files of the root filesystem.
+//! Reads images from the local OCI image store ([`crate::local_images::image_store`], an OCI image
+//! layout, one tag per image), as `make image` writes them and the local control plane runs them:
+//! the image config, and files of the root filesystem.
 //!
 //! Also: whether an ELF executable is static (no program interpreter, no needed libraries), which
 //! an image without libc requires.
@@ -15,15 +15,6 @@ pub const OPERATOR_TAG: &str = "mesh-operator:dev";
 
 /// Annotation naming a manifest's tag in `index.json`.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
-
-/// The local image store.
-pub fn store_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MESH_IMAGE_STORE") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    home.join(".cache/mesh-operator/images")
-}
 
 /// One image of an OCI layout: its manifest and config.
 #[derive(Debug)]

@@ -19,7 +19,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use mesh_crds::MeshInstallation;
-use mesh_e2e::image::{self, Image, OPERATOR_TAG};
+use mesh_e2e::image::{Image, OPERATOR_TAG};
+use mesh_e2e::local_images::image_store;
 use mesh_e2e::scenario::{self, apply, delete_and_wait_gone, managed_objects, sample, wait_ready};
 use mesh_e2e::{TestCluster, wait};
 use mesh_operator::manifests::{LEASE_NAME, METRICS_PORT, NAME, NAMESPACE, RUN_AS};
@@ -38,7 +39,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// The cluster, which must run pods for real, and the image, which must be in its store.
 fn cluster() -> Option<&'static TestCluster> {
     let cluster = TestCluster::get()?;
-    if let Err(error) = Image::open(&image::store_dir(), OPERATOR_TAG) {
+    if let Err(error) = Image::open(&image_store(), OPERATOR_TAG) {
         panic!("the operator image: {error}");
     }
     Some(cluster)
@@ -49,7 +50,7 @@ fn cluster() -> Option<&'static TestCluster> {
 async fn install_operator(admin: &Client, replicas: i32) -> Duration {
     let started = Instant::now();
     let mut out = Vec::new();
-    let options = InstallOptions { image: Some(OPERATOR_TAG.to_string()), wait: true, timeout: CONVERGE };
+    let options = InstallOptions { image: Some(OPERATOR_TAG.to_string()), timeout: CONVERGE, ..Default::default() };
     if let Err(error) = install::install(admin, &options, &mut out).await {
         panic!("meshctl install --image {OPERATOR_TAG}: {error}\n{}", String::from_utf8_lossy(&out));
     }
@@ -130,12 +131,10 @@ struct Container {
 }
 
 impl Container {
-    /// The pod's operator container; its state dir is the `--root` of the `runc run` that runs it
-    /// in the foreground (`<data-dir>/runc` of the local control plane).
-    fn of(pod: &Pod) -> Container {
-        let id = format!("{NAMESPACE}.{}.{CONTAINER}", pod.name_any());
-        let root = runc_root_of(&id).unwrap_or_else(|| panic!("no `runc run` process for container {id}"));
-        Container { root, id }
+    /// The pod's operator container, in the local control plane's runc state dir.
+    fn of(cluster: &TestCluster, pod: &Pod) -> Container {
+        let root = cluster.runc_root().expect("the local control plane keeps runc state in its data dir");
+        Container { root, id: format!("{NAMESPACE}.{}.{CONTAINER}", pod.name_any()) }
     }
 
     fn runc(&self, args: &[&str]) -> String {
@@ -158,26 +157,6 @@ impl Container {
     fn kill(&self) {
         self.runc(&["kill", &self.id, "KILL"]);
     }
-}
-
-/// The `--root` of the `runc ... run ... <id>` process running container `id`.
-fn runc_root_of(id: &str) -> Option<PathBuf> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).to_string())
-            .collect();
-        let is_runc = args.first().is_some_and(|a| a == "runc" || a.ends_with("/runc"));
-        if !is_runc || args.last().map(String::as_str) != Some(id) || !args.iter().any(|a| a == "run") {
-            continue;
-        }
-        if let Some(root) = args.iter().position(|a| a == "--root").and_then(|i| args.get(i + 1)) {
-            return Some(PathBuf::from(root));
-        }
-    }
-    None
 }
 
 fn proc_file(pid: u32, name: &str) -> String {
@@ -248,7 +227,7 @@ async fn the_containerised_operator_converges_the_bookstore_and_tears_it_down() 
     assert_eq!(pods.len(), 1, "one replica: {:?}", pods.iter().map(|p| p.name_any()).collect::<Vec<_>>());
     let pod = &pods[0];
     assert_eq!(annotation(pod, RUNTIME_ANNOTATION), Some("runc"), "the operator pod runs for real");
-    let container = Container::of(pod);
+    let container = Container::of(cluster, pod);
     let listed = container.runc(&["list"]);
     assert!(listed.lines().any(|l| l.starts_with(&container.id) && l.contains("running")), "runc list:\n{listed}");
     assert_hardened_and_in_cluster(&container);
@@ -298,7 +277,7 @@ async fn two_replicas_elect_one_leader_and_another_takes_over_when_it_is_killed(
     // Kill the leader's process (no graceful step-down: its Lease must expire), then scale the
     // Deployment back to one replica, its pod the one to go (lowest deletion cost), so that neither
     // the killed identity nor a fresh replacement can take the Lease: the standby must.
-    Container::of(leader).kill();
+    Container::of(cluster, leader).kill();
     let pods_api: Api<Pod> = Api::namespaced(admin.clone(), NAMESPACE);
     let cost =
         serde_json::json!({"metadata": {"annotations": {"controller.kubernetes.io/pod-deletion-cost": "-1000"}}});
@@ -355,7 +334,7 @@ async fn a_container_killed_in_the_middle_of_an_apply_restarts_and_converges() {
         !matches!(scenario::condition(&before, "Ready"), Some((mesh_crds::ConditionStatus::True, _, _))),
         "the installation was already Ready: the kill would not interrupt the apply"
     );
-    Container::of(&pod).kill();
+    Container::of(cluster, &pod).kill();
 
     let pods_api: Api<Pod> = Api::namespaced(admin.clone(), NAMESPACE);
     wait::until("the killed container to be restarted", CONVERGE, || async {
@@ -371,7 +350,7 @@ async fn a_container_killed_in_the_middle_of_an_apply_restarts_and_converges() {
     .await;
     wait_ready(&admin, "bookstore").await;
     let restarted = running_pods(&admin).await.into_iter().find(|p| p.name_any() == pod.name_any()).expect("pod");
-    assert_hardened_and_in_cluster(&Container::of(&restarted));
+    assert_hardened_and_in_cluster(&Container::of(cluster, &restarted));
     delete_and_wait_gone(&admin, "bookstore").await;
     assert!(managed_objects(&admin, "bookstore").await.is_empty());
     uninstall_operator(&admin).await;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use mesh_e2e::dockerfile;
 use mesh_e2e::image::{self, Image, OPERATOR_TAG};
+use mesh_e2e::local_images::image_store;
 use serde_json::Value;
 
 fn read(path: &str) -> String {
@@ -13,7 +14,7 @@ fn read(path: &str) -> String {
 }
 
 fn operator_image() -> Image {
-    Image::open(&image::store_dir(), OPERATOR_TAG).unwrap_or_else(|e| panic!("{e}"))
+    Image::open(&image_store(), OPERATOR_TAG).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn strings(value: &Value) -> Option<Vec<String>> {
