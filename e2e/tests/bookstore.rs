@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::{Client, ResourceExt};
 use mesh_crds::{ConditionStatus, MeshInstallation, smi};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{apply, condition, delete_and_wait_gone, managed_objects, sample};
+use mesh_e2e::scenario::{apply, condition, delete_and_wait_gone, managed_objects, sample, wait_ready};
 use mesh_e2e::{TestCluster, wait};
 use mesh_provisioner::labels;
 
@@ -19,22 +19,6 @@ const CONVERGE: Duration = Duration::from_secs(120);
 
 /// Operator scenarios share cluster-scoped names; run them one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn wait_ready(client: &Client, name: &str) -> MeshInstallation {
-    let api: Api<MeshInstallation> = Api::all(client.clone());
-    wait::until(&format!("MeshInstallation {name} to be Ready"), CONVERGE, || async {
-        let mi = api.get(name).await.map_err(|e| e.to_string())?;
-        match condition(&mi, "Ready") {
-            Some((ConditionStatus::True, _, _))
-                if mi.status.as_ref().and_then(|s| s.observed_generation) == mi.metadata.generation =>
-            {
-                Ok(mi)
-            }
-            other => Err(format!("Ready={other:?}; conditions={:?}", mi.status.map(|s| s.conditions))),
-        }
-    })
-    .await
-}
 
 fn label<'a>(map: &'a Option<BTreeMap<String, String>>, key: &str) -> Option<&'a str> {
     map.as_ref().and_then(|m| m.get(key)).map(String::as_str)
