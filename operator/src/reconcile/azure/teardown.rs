@@ -113,7 +113,8 @@ async fn blocked(ctx: &Context, mi: &MeshInstallation, what: &str, error: ArmErr
 /// Replaces one condition in the stored status (others and the rest of the status kept).
 async fn set_condition(ctx: &Context, mi: &MeshInstallation, update: ConditionUpdate) -> Result<()> {
     let api: Api<MeshInstallation> = Api::all(ctx.client.clone());
-    let latest = api.get_status(&mi.name_any()).await.map_err(Error::kube("reading MeshInstallation status"))?;
+    // `get`, not `get_status`: the ClusterRole grants no `get` on the status subresource.
+    let latest = api.get(&mi.name_any()).await.map_err(Error::kube("reading MeshInstallation"))?;
     let mut current = latest.status.unwrap_or_default();
     let merged = crate::reconcile::conditions::merge(
         &current.conditions,
