@@ -8,7 +8,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{MeshInstallation, istio, osm, smi};
+use crate::{MeshInstallation, osm, smi};
 
 /// Label OSM puts on its CRDs.
 const OSM_CRD_LABEL: (&str, &str) = ("app.kubernetes.io/name", "openservicemesh.io");
@@ -70,17 +70,11 @@ pub fn osm_crd_names() -> Vec<String> {
     osm_crds().into_iter().filter_map(|crd| crd.metadata.name).collect()
 }
 
-/// Istio's AuthorizationPolicy CRD, in a schema of ours: for clusters without Istio (tests, dry runs).
-pub fn istio_crds() -> Vec<CustomResourceDefinition> {
-    vec![istio::AuthorizationPolicy::crd()]
-}
-
 /// Every CRD set, in the order files are written.
 pub fn all_sets() -> Vec<CrdSet> {
     vec![
         CrdSet { file: "meshinstallations.meshoperator.dev.yaml", crds: vec![mesh_installation_crd()] },
         CrdSet { file: "osm-v1.2.4.yaml", crds: osm_crds() },
-        CrdSet { file: "istio-authorizationpolicy.yaml", crds: istio_crds() },
     ]
 }
 

@@ -67,5 +67,8 @@ echo "build.sh: kwok built in $(since "$t") -> $out/kwok" >&2
 t="$(now)"
 gw_dir="$(cd "${TMPDIR:-/tmp}" && GOFLAGS= go mod download -json sigs.k8s.io/gateway-api@v1.5.1 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
 echo "build.sh: gateway-api CRDs at ${gw_dir}/config/crd/standard ($(since "$t"))" >&2
+t="$(now)"
+istio_dir="$(cd "${TMPDIR:-/tmp}" && GOFLAGS= go mod download -json istio.io/api@v1.32.0 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+echo "build.sh: Istio CRDs at ${istio_dir}/kubernetes ($(since "$t"))" >&2
 
 echo "build.sh: done in $(since "$t_all")" >&2

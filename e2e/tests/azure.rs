@@ -592,7 +592,11 @@ async fn bookstore_istio_converges_on_the_emulator_choosing_the_newest_compatibl
     apply(&client, &mi).await;
     let mut seen = BTreeSet::new();
     wait_condition(&client, "bookstore-istio", "MeshReady", CONVERGE, &mut seen).await;
-    let ready = wait_condition(&client, "bookstore-istio", "NamespacesReady", CONVERGE, &mut seen).await;
+    wait_condition(&client, "bookstore-istio", "NamespacesReady", CONVERGE, &mut seen).await;
+    // Every translated AuthorizationPolicy and HTTPRoute, and the Gateway, admitted by Istio's and
+    // Gateway API's own CRDs (installed by the local control plane, nothing of ours).
+    wait_condition(&client, "bookstore-istio", "TrafficReady", CONVERGE, &mut seen).await;
+    let ready = wait_condition(&client, "bookstore-istio", "IngressReady", CONVERGE, &mut seen).await;
     print_counts("bookstore-istio converge", &emulator);
     eprintln!("bookstore-istio conditions: {}", conditions_text(&ready));
 

@@ -1,6 +1,9 @@
 //! Live translation with `traffic.translateExisting`: SMI objects someone else put in an enrolled
-//! namespace are translated into GAMMA HTTPRoutes, follow their edits, and their output goes away
-//! with them.
+//! namespace (here: left by OSM, as before a migration) are translated into GAMMA HTTPRoutes,
+//! follow their edits, and their output goes away with them. The mesh is the AKS Istio add-on on the
+//! ARM emulator (GatewayAPI mode needs Istio); the HTTPRoutes are admitted by the upstream Gateway
+//! API CRDs and the AuthorizationPolicies by Istio's own CRDs, both installed by the local control
+//! plane.
 
 use std::time::Duration;
 
@@ -8,7 +11,9 @@ use gateway_api::apis::standard::httproutes::HttpRoute;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use mesh_crds::{MeshInstallation, smi};
+use mesh_e2e::arm_emulator::{self, ArmEmulator};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
+use mesh_e2e::scenario::{at_emulator, put_secret};
 use mesh_e2e::{TestCluster, wait};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -18,7 +23,12 @@ apiVersion: meshoperator.dev/v1alpha1
 kind: MeshInstallation
 metadata: { name: translate-live }
 spec:
-  mesh: { provider: SelfHosted, name: osm }
+  mesh: { provider: AksIstioAddon, name: istio, istio: { revision: asm-1-25 } }
+  azure:
+    subscriptionId: 00000000-0000-0000-0000-000000000000
+    resourceGroup: tl-rg
+    clusterName: tl-cluster
+    location: eastus
   namespaces: [ { name: tl-shop } ]
   apps:
     - name: web
@@ -57,20 +67,23 @@ async fn route_weights(routes: &Api<HttpRoute>) -> Result<Vec<(String, i32)>, St
 async fn existing_smi_objects_are_translated_and_followed() {
     let Some(cluster) = TestCluster::get() else { return };
     let client: Client = cluster.client().await;
+    // The SMI CRDs as the OSM add-on leaves them before a migration.
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(client.clone());
-    for crd in mesh_crds::generate::istio_crds() {
+    for crd in mesh_crds::generate::osm_crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        crds.patch(&name, &PatchParams::apply("e2e").force(), &Patch::Apply(&crd))
-            .await
-            .expect("AuthorizationPolicy CRD");
+        crds.patch(&name, &PatchParams::apply("e2e").force(), &Patch::Apply(&crd)).await.expect("OSM/SMI CRD");
     }
+    let emulator = ArmEmulator::start(Some(client.clone())).await;
+    emulator.add_cluster("00000000-0000-0000-0000-000000000000", "tl-rg", "tl-cluster", "eastus", "1.30.4");
+    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
     let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
-    let mi = MeshInstallation::from_yaml(SPEC).expect("spec");
+    let mut mi = MeshInstallation::from_yaml(SPEC).expect("spec");
+    at_emulator(&mut mi, &emulator, "azure-sp");
     let api: Api<MeshInstallation> = Api::all(client.clone());
     api.patch("translate-live", &PatchParams::apply("e2e").force(), &Patch::Apply(&mi)).await.expect("apply");
 
-    // The OSM CRDs come with the self-hosted mesh; then someone adds a TrafficSplit of their own.
+    // Someone adds a TrafficSplit of their own.
     let splits: Api<smi::TrafficSplit> = Api::namespaced(client.clone(), "tl-shop");
     wait::until("the SMI CRDs and namespace to exist", TIMEOUT, || async {
         splits.list(&Default::default()).await.map(|_| ()).map_err(|e| e.to_string())

@@ -554,33 +554,6 @@ fn scale_policies(shape: &Scale, weight: i64) -> (Vec<Value>, Vec<Value>) {
     (access, splits)
 }
 
-/// The Istio CRDs the AKS Istio add-on brings (AuthorizationPolicy): the local control plane has
-/// Gateway API but no Istio, so the bench installs them as the add-on would.
-async fn install_istio_crds(client: &Client) -> anyhow::Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in mesh_crds::generate::istio_crds() {
-        let name = crd.name_any();
-        api.patch(&name, &PatchParams::apply("bench").force(), &Patch::Apply(&crd)).await?;
-        let started = Instant::now();
-        loop {
-            let established = api
-                .get_opt(&name)
-                .await?
-                .and_then(|c| c.status)
-                .and_then(|s| s.conditions)
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
-            if established {
-                break;
-            }
-            if started.elapsed() > TIMEOUT {
-                return Err(anyhow!("CRD {name} not Established"));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    Ok(())
-}
-
 async fn scale_operator(client: &Client) -> anyhow::Result<()> {
     println!(
         "\n## scale: 200 apps, 64 access policies and 16 splits in GatewayAPI mode (AKS Istio add-on, ARM emulator)"
@@ -883,7 +856,6 @@ async fn main() -> anyhow::Result<()> {
     if let Some(emulator) = &emulator {
         emulator.add_cluster(SUB, "bench-rg", "bench-scale", "eastus", "1.30.4");
         put_secret(&client).await?;
-        install_istio_crds(&client).await?;
         scale_operator(&client).await?;
         if chosen.contains(&"footprint") {
             println!("\n## footprint with 1,000 extra enrolled namespaces and 200 apps (5 installations)");

@@ -26,7 +26,8 @@ enum Command {
     Run(RunArgs),
     /// Print CustomResourceDefinitions as YAML.
     Crd {
-        /// Which CRDs: ours, OSM's ten (installed by the operator for self-hosted OSM), Istio's AuthorizationPolicy schema, or all.
+        /// Which CRDs: ours, OSM's ten (installed by the operator for self-hosted OSM), or both. Istio's
+        /// come from Istio (the AKS add-on, or `kubernetes/customresourcedefinitions.gen.yaml` of the istio.io/api module).
         #[arg(long, value_enum, default_value_t = CrdSet::All)]
         set: CrdSet,
     },
@@ -50,7 +51,6 @@ enum CrdSet {
     All,
     MeshInstallation,
     Osm,
-    Istio,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -206,7 +206,6 @@ async fn main() -> anyhow::Result<()> {
                 CrdSet::All => sets.into_iter().flat_map(|s| s.crds).collect(),
                 CrdSet::MeshInstallation => vec![mesh_crds::generate::mesh_installation_crd()],
                 CrdSet::Osm => mesh_crds::generate::osm_crds(),
-                CrdSet::Istio => mesh_crds::generate::istio_crds(),
             };
             print!("{}", mesh_crds::generate::to_yaml(&selected)?);
             Ok(())

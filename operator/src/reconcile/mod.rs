@@ -5,6 +5,7 @@ pub mod azure;
 pub mod azure_cli;
 pub mod build;
 pub mod conditions;
+pub mod gateway_api;
 pub mod observe;
 pub mod placement;
 pub mod shared;
@@ -191,7 +192,8 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
     let spec = &mi.spec;
     let facts = observe::cluster_facts(ctx).await?;
 
-    let problems = validate::validate(&name, spec, &facts);
+    let mut problems = validate::validate(&name, spec, &facts);
+    problems.extend(gateway_api::problem(spec, &gateway_api::installed_crds(ctx, spec).await?));
     if !problems.is_empty() {
         return refuse(ctx, mi, &problems).await;
     }

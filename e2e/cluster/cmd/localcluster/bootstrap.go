@@ -138,7 +138,17 @@ func nodesReady(ctx context.Context, cs kubernetes.Interface, n int) (bool, erro
 // resolveGatewayCRDDir finds config/crd/standard of the gateway-api Go module
 // in the module cache, downloading it with `go mod download` if needed.
 func resolveGatewayCRDDir(version string) (string, error) {
-	cmd := exec.Command("go", "mod", "download", "-json", gatewayAPIModule+"@"+version)
+	dir, err := resolveModuleDir(gatewayAPIModule, version)
+	if err != nil {
+		return "", fmt.Errorf("%w; pass --gateway-api-crds DIR or --no-gateway-api", err)
+	}
+	return filepath.Join(dir, "config", "crd", "standard"), nil
+}
+
+// resolveModuleDir finds module@version in the Go module cache, downloading it
+// with `go mod download` if needed.
+func resolveModuleDir(module, version string) (string, error) {
+	cmd := exec.Command("go", "mod", "download", "-json", module+"@"+version)
 	cmd.Dir = os.TempDir() // outside any module
 	cmd.Env = append(os.Environ(), "GOFLAGS=", "GO111MODULE=on")
 	var stderr bytes.Buffer
@@ -147,7 +157,7 @@ func resolveGatewayCRDDir(version string) (string, error) {
 	if err == nil {
 		var info struct{ Dir, Error string }
 		if jerr := json.Unmarshal(out, &info); jerr == nil && info.Error == "" && info.Dir != "" {
-			return filepath.Join(info.Dir, "config", "crd", "standard"), nil
+			return info.Dir, nil
 		} else if info.Error != "" {
 			err = errors.New(info.Error)
 		} else {
@@ -166,13 +176,13 @@ func resolveGatewayCRDDir(version string) (string, error) {
 		caches = append(caches, filepath.Join(home, "go", "pkg", "mod"))
 	}
 	for _, c := range caches {
-		dir := filepath.Join(c, gatewayAPIModule+"@"+version, "config", "crd", "standard")
+		dir := filepath.Join(c, module+"@"+version)
 		if st, serr := os.Stat(dir); serr == nil && st.IsDir() {
 			return dir, nil
 		}
 	}
-	return "", fmt.Errorf("cannot find %s@%s (go mod download: %v %s); pass --gateway-api-crds DIR or --no-gateway-api",
-		gatewayAPIModule, version, err, strings.TrimSpace(stderr.String()))
+	return "", fmt.Errorf("cannot find %s@%s (go mod download: %v %s)",
+		module, version, err, strings.TrimSpace(stderr.String()))
 }
 
 // loadCRDs reads every YAML document in dir/*.yaml and keeps only

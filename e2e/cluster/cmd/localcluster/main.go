@@ -537,6 +537,11 @@ func (c *cluster) start(ctx context.Context, start time.Time, down <-chan struct
 		crds = r.crds
 		klog.InfoS("applying Gateway API CRDs", "dir", r.dir, "count", len(crds))
 	}
+	istioCRDs, ierr := loadIstioCRDs() // istio.go
+	if ierr != nil {
+		return ierr
+	}
+	crds = append(crds, istioCRDs...)
 	// Nodes and CRDs are created concurrently (CRDs are large: ~150ms each).
 	errs := make(chan error, 2+len(crds))
 	go func() {
