@@ -58,7 +58,7 @@ fn crd_carries_every_cel_rule() {
     let expected_rules = [
         "self.mesh.provider == 'SelfHosted' || has(self.azure)",
         "self.mesh.provider != 'AksIstioAddon' || (has(self.traffic) && self.traffic.mode == 'GatewayAPI')",
-        "!has(self.traffic) || self.traffic.mode != 'GatewayAPI' || self.mesh.provider == 'AksIstioAddon'",
+        "self.mesh.provider == 'AksIstioAddon' || !has(self.traffic) || self.traffic.mode != 'GatewayAPI'",
         "self.apps.all(a, self.apps.exists_one(b, b.name == a.name && b.__namespace__ == a.__namespace__))",
         "self.apps.all(a, has(self.namespaces) && self.namespaces.exists(n, n.name == a.__namespace__))",
         "self.traffic.splits.all(s, has(self.namespaces) && self.namespaces.exists(n, n.name == s.__namespace__))",
