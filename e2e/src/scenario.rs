@@ -19,10 +19,32 @@ pub const SECRET_NAMESPACE: &str = "mesh-operator-system";
 /// How long a scenario waits for convergence or teardown.
 pub const CONVERGE: Duration = Duration::from_secs(180);
 
-/// A sample from `samples/`, parsed as the API server reads it.
+/// A sample from `samples/`, parsed as the API server reads it, with the ingress node selector of
+/// the target (see [`ingress_node_selector`]).
 pub fn sample(name: &str) -> MeshInstallation {
     let path = format!("{}/../samples/{name}", env!("CARGO_MANIFEST_DIR"));
-    MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("sample")).expect("sample parses")
+    let mut mi = MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("sample")).expect("sample parses");
+    if let (Some(ingress), Some(selector)) = (mi.spec.ingress.as_mut(), ingress_node_selector()) {
+        ingress.nginx.node_selector = selector;
+    }
+    mi
+}
+
+/// The samples pin ingress-nginx to nodes labelled `agentpool=agentpool`, as the article does on
+/// AKS; the local control plane's nodes carry that label, kind's do not. On `kind` and `kubeconfig`
+/// targets the selector comes from `E2E_INGRESS_NODE_SELECTOR` (`k=v,k2=v2`; empty or unset: none).
+/// `None`: keep the sample's.
+pub fn ingress_node_selector() -> Option<std::collections::BTreeMap<String, String>> {
+    if matches!(crate::cluster::Provider::from_env(), Ok(crate::cluster::Provider::Local) | Err(_)) {
+        return None;
+    }
+    let text = std::env::var("E2E_INGRESS_NODE_SELECTOR").unwrap_or_default();
+    Some(
+        text.split(',')
+            .filter_map(|pair| pair.trim().split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect(),
+    )
 }
 
 /// Server-side applies an installation as a user would (`kubectl apply --server-side`).
