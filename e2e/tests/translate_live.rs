@@ -85,8 +85,10 @@ async fn existing_smi_objects_are_translated_and_followed() {
 
     // Someone adds a TrafficSplit of their own.
     let splits: Api<smi::TrafficSplit> = Api::namespaced(client.clone(), "tl-shop");
-    wait::until("the SMI CRDs and namespace to exist", TIMEOUT, || async {
-        splits.list(&Default::default()).await.map(|_| ()).map_err(|e| e.to_string())
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    wait::until("the operator to create namespace tl-shop", TIMEOUT, || async {
+        splits.list(&Default::default()).await.map_err(|e| e.to_string())?;
+        namespaces.get_opt("tl-shop").await.map_err(|e| e.to_string())?.map(|_| ()).ok_or("not yet".to_string())
     })
     .await;
     splits.create(&Default::default(), &split(50, 50)).await.expect("create a foreign TrafficSplit");
