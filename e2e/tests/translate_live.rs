@@ -13,7 +13,7 @@ use kube::{Client, ResourceExt};
 use mesh_crds::{MeshInstallation, smi};
 use mesh_e2e::arm_emulator::{self, ArmEmulator};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{at_emulator, put_secret};
+use mesh_e2e::scenario::{emulator_settings, put_secret, with_client_secret};
 use mesh_e2e::{TestCluster, wait};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -77,9 +77,11 @@ async fn existing_smi_objects_are_translated_and_followed() {
     let emulator = ArmEmulator::start(Some(client.clone())).await;
     emulator.add_cluster("00000000-0000-0000-0000-000000000000", "tl-rg", "tl-cluster", "eastus", "1.30.4");
     put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let operator =
+        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
+            .await;
     let mut mi = MeshInstallation::from_yaml(SPEC).expect("spec");
-    at_emulator(&mut mi, &emulator, "azure-sp");
+    with_client_secret(&mut mi, "azure-sp");
     let api: Api<MeshInstallation> = Api::all(client.clone());
     api.patch("translate-live", &PatchParams::apply("e2e").force(), &Patch::Apply(&mi)).await.expect("apply");
 
