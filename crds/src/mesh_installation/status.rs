@@ -36,9 +36,14 @@ pub struct MeshInstallationStatus {
     /// A one-line summary per component.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<ComponentStatus>,
-    /// Findings of the SMI → Gateway API translation (and other lossy conversions), most severe first.
+    /// Findings of the SMI → Gateway API translation (and other lossy conversions), most severe
+    /// first; at most 100 (`notificationsOmitted` counts the rest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
     pub notifications: Vec<Notification>,
+    /// Findings left out of `notifications` (the least severe), so that status stays small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications_omitted: Option<u32>,
     /// Azure long-running operations in flight, so a restarted operator resumes polling instead of writing again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub azure_operations: Vec<AzureOperation>,

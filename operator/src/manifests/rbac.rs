@@ -142,6 +142,12 @@ fn controller_needs(needs: &mut Needs) {
         &["list", "patch"],
         "metrics enrolment annotates the meshed pods (label osm-proxy-uuid) already running in namespaces with metrics on, as `osm metrics enable` does: lists their metadata and merge-patches three prometheus.io annotations",
     );
+    needs.resource(
+        "batch",
+        "jobs",
+        &["list"],
+        "GatewayAPI mode: the SMI translation checks that no policy's labels also select pods of Jobs the installation does not manage",
+    );
     for workload in ["daemonsets", "deployments", "statefulsets"] {
         needs.resource(
             "apps",

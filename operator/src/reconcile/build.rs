@@ -39,6 +39,9 @@ pub struct BuildInputs {
     pub webhook_tls: Option<ingress::certs::WebhookTls>,
     /// SMI objects already in the cluster, translated too with `traffic.translateExisting`.
     pub existing_smi: translate::TranslationInput,
+    /// GatewayAPI mode: workloads of enrolled namespaces the installation does not manage
+    /// (Deployments, StatefulSets, Jobs, bare Pods).
+    pub foreign_workloads: translate::TranslationInput,
     /// Edge certificates for rules with `tls.generate`, by (namespace, Secret name).
     pub edge_certs: BTreeMap<(String, String), ingress::certs::EdgeCert>,
 }
@@ -163,13 +166,21 @@ pub fn build(installation: &str, spec: &MeshInstallationSpec, inputs: &BuildInpu
     match spec.traffic.mode {
         TrafficMode::Smi => built.objects.extend(topology::smi_policies(installation, spec)?),
         TrafficMode::GatewayApi => {
-            let translation = translate_traffic(installation, spec, &built.objects, &inputs.existing_smi)?;
+            let translation = translate_traffic(installation, spec, &built.objects, inputs)?;
             built.notifications.extend(translation.notifications.iter().cloned());
             built.blocked_sources = translation.blocked_sources();
-            for route in &translation.http_routes {
+            // A source with an ERROR gets nothing written: its last good output stays (the
+            // reconciler keeps it out of pruning), or it has none yet.
+            let unblocked = |annotations: &Option<BTreeMap<String, String>>| {
+                annotations
+                    .as_ref()
+                    .and_then(|a| a.get(translate::SOURCE_ANNOTATION))
+                    .is_none_or(|source| !built.blocked_sources.contains(source))
+            };
+            for route in translation.http_routes.iter().filter(|r| unblocked(&r.metadata.annotations)) {
                 built.objects.push(Desired::new(Component::Traffic, installation, route)?);
             }
-            for policy in &translation.authorization_policies {
+            for policy in translation.authorization_policies.iter().filter(|p| unblocked(&p.metadata.annotations)) {
                 built.objects.push(Desired::new(Component::Traffic, installation, policy)?);
             }
         }
@@ -194,13 +205,22 @@ fn translate_traffic(
     installation: &str,
     spec: &MeshInstallationSpec,
     rendered: &[Desired],
-    existing: &translate::TranslationInput,
+    inputs: &BuildInputs,
 ) -> Result<translate::Translation, BuildError> {
+    let existing = &inputs.existing_smi;
+    // Workloads the installation does not manage count too: policies select pods by labels, and
+    // every enrolled namespace gets a deny-all baseline.
+    let foreign = &inputs.foreign_workloads;
     let mut input = translate::TranslationInput {
         traffic_targets: existing.traffic_targets.clone(),
         http_route_groups: existing.http_route_groups.clone(),
         tcp_routes: existing.tcp_routes.clone(),
         traffic_splits: existing.traffic_splits.clone(),
+        deployments: foreign.deployments.clone(),
+        stateful_sets: foreign.stateful_sets.clone(),
+        jobs: foreign.jobs.clone(),
+        pods: foreign.pods.clone(),
+        namespaces: spec.namespaces.iter().map(|n| n.name.clone()).collect(),
         ..Default::default()
     };
     for desired in topology::smi_policies(installation, spec)?
@@ -218,7 +238,12 @@ fn translate_traffic(
             _ => {}
         }
     }
-    Ok(translate::translate(&input, translate::Target::Istio))
+    let options = translate::TranslateOptions {
+        target: translate::Target::Istio,
+        overrides: spec.traffic.translation.overrides.clone(),
+        ..Default::default()
+    };
+    Ok(translate::translate_with(&input, &options))
 }
 
 #[cfg(test)]
@@ -285,12 +310,53 @@ mod tests {
             !kinds.iter().any(|k| k.starts_with("Traffic") || *k == "HTTPRouteGroup"),
             "no SMI objects in GatewayAPI mode: {kinds:?}"
         );
-        // The article's `.*a-book.*new` has no exact Istio form: an ERROR names the policy.
+        // The article's regexes are narrowed by the sample's overrides: no ERROR, and bookbuyer
+        // and bookthief may buy books.
+        let errors: Vec<_> =
+            built.notifications.iter().filter(|n| n.level == mesh_crds::NotificationLevel::Error).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        let policy = built
+            .objects
+            .iter()
+            .find(|d| d.resource.kind == "AuthorizationPolicy" && d.name() == "bookstore-bookstore")
+            .expect("bookstore's policy");
+        let text = serde_json::to_string(&policy.object.data).expect("json");
         assert!(
-            built
-                .notifications
-                .iter()
-                .any(|n| n.level == mesh_crds::NotificationLevel::Error && n.object.contains("bookstore"))
+            text.contains("/buy-a-book/new") && text.contains("sa/bookthief") && text.contains("sa/bookbuyer"),
+            "{text}"
         );
+        assert!(built.objects.iter().any(|d| d.resource.kind == "AuthorizationPolicy" && d.name() == "deny-all"));
+    }
+
+    #[test]
+    fn a_source_with_an_error_gets_nothing_written() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/bookstore-istio.yaml");
+        let mut mi =
+            mesh_crds::MeshInstallation::from_yaml(&std::fs::read_to_string(path).expect("sample")).expect("parse");
+        // Without its buy-a-book override the bookstore TrafficTarget has an ERROR, while its
+        // books-bought match still translates: a policy is generated, and must not be written.
+        mi.spec
+            .traffic
+            .translation
+            .overrides
+            .retain(|o| !(o.traffic_target == "bookstore" && o.match_name == "buy-a-book"));
+        let built = build("bookstore-istio", &mi.spec, &BuildInputs::default()).expect("build");
+        let translated =
+            translate_traffic("bookstore-istio", &mi.spec, &built.objects, &BuildInputs::default()).expect("translate");
+        assert!(
+            translated.authorization_policies.iter().any(|p| p.metadata.name.as_deref() == Some("bookstore-bookstore"))
+        );
+        assert!(built.blocked_sources.contains("TrafficTarget/bookstore/bookstore"), "{:?}", built.blocked_sources);
+        let sources: Vec<&str> = built
+            .objects
+            .iter()
+            .filter(|d| d.component == Component::Traffic)
+            .filter_map(|d| {
+                d.object.metadata.annotations.as_ref()?.get(translate::SOURCE_ANNOTATION).map(String::as_str)
+            })
+            .collect();
+        assert!(!sources.contains(&"TrafficTarget/bookstore/bookstore"), "{sources:?}");
+        assert!(sources.contains(&"TrafficTarget/bookstore/bookstore-v2"), "other sources are unaffected: {sources:?}");
+        assert!(sources.contains(&"Namespace/bookstore"), "the baseline is always written: {sources:?}");
     }
 }

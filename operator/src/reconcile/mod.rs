@@ -160,10 +160,13 @@ pub async fn report_unreadable(ctx: &Context, metadata: &kube::api::ObjectMeta, 
     }
 }
 
-/// Translation findings become Events too, once: only those not already in the stored status.
+/// Translation findings become Events too, once: only those status shows that the stored status
+/// does not hold yet (the ones status leaves out are counted there, never published, so they are
+/// not repeated on every reconcile either).
 async fn publish_new_notifications(ctx: &Context, mi: &MeshInstallation, notifications: &[mesh_crds::Notification]) {
     let known = mi.status.as_ref().map(|s| s.notifications.clone()).unwrap_or_default();
-    for note in notifications.iter().filter(|n| !known.contains(n)).take(20) {
+    let (shown, _) = status::bounded_notifications(notifications);
+    for note in shown.iter().filter(|n| !known.contains(n)).take(20) {
         let (type_, reason) = match note.level {
             mesh_crds::NotificationLevel::Error => (EventType::Warning, "TranslationError"),
             mesh_crds::NotificationLevel::Warning => (EventType::Warning, "TranslationWarning"),
@@ -217,6 +220,7 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
     };
     inputs.webhook_tls = status::ingress_webhook_tls(ctx, spec).await?;
     inputs.existing_smi = observe::existing_smi(ctx, &name, spec).await?;
+    inputs.foreign_workloads = observe::foreign_workloads(ctx, &name, spec).await?;
     inputs.edge_certs = status::edge_certificates(ctx, spec).await?;
     let mut built = build::build(&name, spec, &inputs)?;
 

@@ -146,40 +146,58 @@ pub async fn existing_smi(
     }
     let namespaces: std::collections::BTreeSet<String> =
         enrolled_namespaces(spec).into_iter().map(|n| n.name).collect();
-    async fn list<K>(
-        ctx: &Context,
-        installation: &str,
-        namespaces: &std::collections::BTreeSet<String>,
-    ) -> Result<Vec<K>>
-    where
-        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let api: Api<K> = Api::all(ctx.client.clone());
-        let kind = kube::api::ApiResource::erase::<K>(&()).kind;
-        match api.list(&ListParams::default().match_any()).await {
-            Ok(list) => Ok(list
-                .items
-                .into_iter()
-                .filter(|o| o.meta().namespace.as_ref().is_some_and(|ns| namespaces.contains(ns)))
-                .filter(|o| {
-                    o.meta()
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(mesh_provisioner::labels::INSTALLATION))
-                        .map(String::as_str)
-                        != Some(installation)
-                })
-                .collect()),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
-            Err(error) => Err(Error::kube(format!("listing existing {kind}s"))(error)),
-        }
+    input.traffic_targets = list_foreign::<TrafficTarget>(ctx, installation, &namespaces).await?;
+    input.http_route_groups = list_foreign::<HTTPRouteGroup>(ctx, installation, &namespaces).await?;
+    input.tcp_routes = list_foreign::<TCPRoute>(ctx, installation, &namespaces).await?;
+    input.traffic_splits = list_foreign::<TrafficSplit>(ctx, installation, &namespaces).await?;
+    Ok(input)
+}
+
+/// Objects of kind `K` in `namespaces` that `installation` does not manage.
+async fn list_foreign<K>(
+    ctx: &Context,
+    installation: &str,
+    namespaces: &std::collections::BTreeSet<String>,
+) -> Result<Vec<K>>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(ctx.client.clone());
+    let kind = kube::api::ApiResource::erase::<K>(&()).kind;
+    match api.list(&ListParams::default().match_any()).await {
+        Ok(list) => Ok(list
+            .items
+            .into_iter()
+            .filter(|o| o.meta().namespace.as_ref().is_some_and(|ns| namespaces.contains(ns)))
+            .filter(|o| {
+                o.meta().labels.as_ref().and_then(|l| l.get(mesh_provisioner::labels::INSTALLATION)).map(String::as_str)
+                    != Some(installation)
+            })
+            .collect()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+        Err(error) => Err(Error::kube(format!("listing existing {kind}s"))(error)),
     }
-    input.traffic_targets = list::<TrafficTarget>(ctx, installation, &namespaces).await?;
-    input.http_route_groups = list::<HTTPRouteGroup>(ctx, installation, &namespaces).await?;
-    input.tcp_routes = list::<TCPRoute>(ctx, installation, &namespaces).await?;
-    input.traffic_splits = list::<TrafficSplit>(ctx, installation, &namespaces).await?;
+}
+
+/// GatewayAPI mode: the workloads of enrolled namespaces the installation does not manage
+/// (Deployments, StatefulSets, Jobs, bare Pods), for the translation's label checks and baseline.
+pub async fn foreign_workloads(
+    ctx: &Context,
+    installation: &str,
+    spec: &MeshInstallationSpec,
+) -> Result<mesh_provisioner::translate::TranslationInput> {
+    let mut input = mesh_provisioner::translate::TranslationInput::default();
+    if spec.traffic.mode != mesh_crds::TrafficMode::GatewayApi {
+        return Ok(input);
+    }
+    let namespaces: std::collections::BTreeSet<String> = spec.namespaces.iter().map(|n| n.name.clone()).collect();
+    input.deployments = list_foreign(ctx, installation, &namespaces).await?;
+    input.stateful_sets = list_foreign(ctx, installation, &namespaces).await?;
+    input.jobs = list_foreign(ctx, installation, &namespaces).await?;
+    let pods: Vec<k8s_openapi::api::core::v1::Pod> = list_foreign(ctx, installation, &namespaces).await?;
+    input.pods = pods.into_iter().filter(|p| p.metadata.owner_references.as_ref().is_none_or(Vec::is_empty)).collect();
     Ok(input)
 }

@@ -290,18 +290,32 @@ fn ingress_address(ctx: &Context, spec: &mesh_crds::IngressSpec) -> Option<Strin
     first["ip"].as_str().or(first["hostname"].as_str()).map(str::to_string)
 }
 
+/// Most notifications the status holds.
+pub const MAX_STATUS_NOTIFICATIONS: usize = 100;
+
+/// The notifications status shows (most severe first, at most [`MAX_STATUS_NOTIFICATIONS`]) and
+/// how many were left out.
+pub fn bounded_notifications(all: &[mesh_crds::Notification]) -> (Vec<mesh_crds::Notification>, Option<u32>) {
+    let mut sorted = all.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let omitted = sorted.len().saturating_sub(MAX_STATUS_NOTIFICATIONS);
+    sorted.truncate(MAX_STATUS_NOTIFICATIONS);
+    (sorted, (omitted > 0).then(|| u32::try_from(omitted).unwrap_or(u32::MAX)))
+}
+
 /// Writes the status when it differs from the stored one. Returns whether it wrote.
 pub async fn update(ctx: &Context, mi: &MeshInstallation, progress: &Progress) -> Result<bool> {
     let old = mi.status.clone().unwrap_or_default();
     let now = jiff_now();
-    let mut notifications = progress.notifications.clone();
-    notifications.sort();
+    let (notifications, omitted) = bounded_notifications(&progress.notifications);
     // Fields other steps own (Azure operations, imported images, …) are carried over as they are.
     let new = MeshInstallationStatus {
         observed_generation: mi.meta().generation,
         conditions: conditions::merge(&old.conditions, &progress.conditions(), &now, mi.meta().generation),
         components: progress.component_statuses(),
         notifications,
+        notifications_omitted: omitted,
         ingress_address: progress.ingress_address.clone(),
         certificates: progress.certificates.clone(),
         teardown_step: None,

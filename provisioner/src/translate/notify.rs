@@ -35,6 +35,16 @@ impl Notes {
         self.push(NotificationLevel::Info, object, message);
     }
 
+    /// The ERROR messages recorded for `object`.
+    pub(crate) fn errors_of(&self, object: &str) -> Vec<String> {
+        let from = Notification { level: NotificationLevel::Error, object: object.to_string(), message: String::new() };
+        self.set
+            .range(from..)
+            .take_while(|n| n.level == NotificationLevel::Error && n.object == object)
+            .map(|n| n.message.clone())
+            .collect()
+    }
+
     /// The findings, ERROR first, then WARNING, then INFO; within a level by object and message.
     pub(crate) fn into_vec(self) -> Vec<Notification> {
         self.set.into_iter().collect()

@@ -521,7 +521,9 @@ fn match_rules(
         }
     }
     let mut per_group: BTreeMap<&(&str, &str), Vec<HttpRouteRulesMatches>> = BTreeMap::new();
+    let mut groups_used: BTreeSet<std::rc::Rc<str>> = BTreeSet::new();
     for ((group, _), grant) in grants {
+        groups_used.insert(grant.group_ref.clone());
         let key = (grant.group_ref.clone(), grant.position);
         if !converted.contains_key(&key) {
             let value = convert(grant, analyzer, notes);
@@ -529,6 +531,14 @@ fn match_rules(
         }
         let list = per_group.entry(group).or_default();
         list.extend(converted.get(&key).map(|c| c.matches.as_slice()).unwrap_or_default().iter().cloned());
+    }
+    // A match left out of the routes is an ERROR on its group; the split's routes are then
+    // incomplete too, so the ERROR names the split as well (a controller keeps its last routes).
+    let split_object = object_ref("TrafficSplit", namespace, context.name);
+    for group in groups_used {
+        for message in notes.errors_of(&group) {
+            notes.error(&split_object, format!("{group}: {message}"));
+        }
     }
     per_group.into_values().filter(|m| !m.is_empty()).flat_map(limits::chunk_matches).collect()
 }
