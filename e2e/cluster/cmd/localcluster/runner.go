@@ -73,9 +73,12 @@ func newRunner(cs kubernetes.Interface, factory informers.SharedInformerFactory,
 		real:     map[types.UID]*realPod{},
 		nextIP:   2,
 	}
-	r.cgroups = cgroupsWritable()
+	// Cgroup limits stay off until they are proven safe: with them on, `runc kill --all` killed
+	// kwok (SIGKILL) as a real osm-bootstrap pod started in the bookstore suite, which took the
+	// whole local control plane down. Without them limits are not enforced (documented).
+	r.cgroups = cgroupsEnabled && cgroupsWritable()
 	if !r.cgroups {
-		klog.InfoS("runner: cgroups are not writable here; container memory/cpu limits are not applied")
+		klog.InfoS("runner: container memory/cpu limits are not applied (cgroups off)")
 	}
 	for _, dir := range []string{r.dataDir, r.runcRoot} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
@@ -101,6 +104,9 @@ func newRunner(cs kubernetes.Interface, factory informers.SharedInformerFactory,
 
 // cgroupsWritable: can we create cgroups for containers (v1 memory controller
 // or the v2 unified hierarchy)?
+// cgroupsEnabled: see newRunner; flip only with a test that real pods and kwok survive deletes.
+const cgroupsEnabled = false
+
 func cgroupsWritable() bool {
 	for _, base := range []string{"/sys/fs/cgroup/memory", "/sys/fs/cgroup"} {
 		probe := filepath.Join(base, fmt.Sprintf("localcluster-probe-%d", os.Getpid()))
