@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -674,17 +675,27 @@ func (c *cluster) startKwok(bin, kubeconfig string, fatal chan error) error {
 	cmd.Stderr = c.logOut
 	// If localcluster dies without cleaning up, the kernel kills kwok.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start kwok %s: %w", bin, err)
-	}
-	c.kwok = cmd
 	c.kwokDone = make(chan struct{})
-	klog.InfoS("kwok started", "pid", cmd.Process.Pid, "bin", bin)
+	started := make(chan error, 1)
 	go func() {
+		// Pdeathsig fires when the OS *thread* that started kwok ends, not the process, and
+		// the runner ends threads it moved into pod network namespaces. Kwok is started from
+		// a thread locked to this goroutine, which lives exactly as long as kwok does.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		err := cmd.Wait()
 		close(c.kwokDone)
 		fatal <- fmt.Errorf("kwok exited: %v", err)
 	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("start kwok %s: %w", bin, err)
+	}
+	c.kwok = cmd
+	klog.InfoS("kwok started", "pid", cmd.Process.Pid, "bin", bin)
 	return nil
 }
 
