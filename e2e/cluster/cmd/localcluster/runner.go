@@ -73,9 +73,9 @@ func newRunner(cs kubernetes.Interface, factory informers.SharedInformerFactory,
 		real:     map[types.UID]*realPod{},
 		nextIP:   2,
 	}
-	// Cgroup limits stay off until they are proven safe: with them on, `runc kill --all` killed
-	// kwok (SIGKILL) as a real osm-bootstrap pod started in the bookstore suite, which took the
-	// whole local control plane down. Without them limits are not enforced (documented).
+	// Cgroup limits stay off until a suite proves them alongside kwok and the other components:
+	// they were switched off while chasing a SIGKILL of kwok in CI (the cause turned out to be
+	// kwok's Pdeathsig, see startKwok). Without them limits are not enforced (documented).
 	r.cgroups = cgroupsEnabled && cgroupsWritable()
 	if !r.cgroups {
 		klog.InfoS("runner: container memory/cpu limits are not applied (cgroups off)")
