@@ -13,7 +13,7 @@ demo: cluster
 ## test: every test — unit, then end-to-end on the local control plane (E2E_PROVIDER=kind|kubeconfig for others).
 test: cluster oracle image
 	cd e2e/cluster && go test ./cmd/...
-	cargo test --workspace --locked -- --test-threads=4
+	cargo test --workspace --locked --no-fail-fast -- --test-threads=4
 
 ## cluster: build the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok, the
 ## real-pod runner; as root, apt-installs runc, umoci and busybox-static when missing). OSM's own images

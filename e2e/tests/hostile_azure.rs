@@ -142,18 +142,17 @@ async fn foreign_endpoints_and_unknown_clouds_are_refused_and_no_foreign_host_is
         OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
             .await;
 
-    // The removed endpoint fields, pointed at the listener: rejected, naming each field.
-    let mut mi = lean("foreign-endpoint", false);
-    mi["spec"]["azure"]["armEndpoint"] = json!(foreign.url());
-    mi["spec"]["azure"]["authorityHost"] = json!(foreign.url());
-    for strict in [true, false] {
-        let error = apply_raw(&client, &mi, strict).await.expect_err("armEndpoint is refused");
-        assert!(error.contains("spec.azure.armEndpoint"), "{error}");
+    // The removed endpoint fields, pointed at the listener: each rejected on its own, naming
+    // itself, whatever field validation the client asks for. (With both set, the API server
+    // names whichever it meets first, which is not a stable order.)
+    for field in ["armEndpoint", "authorityHost"] {
+        let mut mi = lean("foreign-endpoint", false);
+        mi["spec"]["azure"][field] = json!(foreign.url());
+        for strict in [true, false] {
+            let error = apply_raw(&client, &mi, strict).await.expect_err("a removed endpoint field is refused");
+            assert!(error.contains(&format!("spec.azure.{field}")), "strict={strict}: {error}");
+        }
     }
-    let mut host_only = lean("foreign-endpoint", false);
-    host_only["spec"]["azure"]["authorityHost"] = json!(foreign.url());
-    let error = apply_raw(&client, &host_only, true).await.expect_err("authorityHost is refused");
-    assert!(error.contains("spec.azure.authorityHost"), "{error}");
 
     // A cloud outside the closed list.
     let mut unknown = lean("unknown-cloud", false);
