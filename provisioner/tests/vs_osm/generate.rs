@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use mesh_crds::smi::{HTTPMatch, TrafficSplit, TrafficSplitBackend, TrafficSplitSpec};
+use mesh_crds::smi::{HTTPMatch, TrafficSplit, TrafficSplitBackend, TrafficSplitSpec, TrafficTargetRule};
 use mesh_provisioner::translate::TranslationInput;
 use proptest::prelude::*;
 
@@ -76,8 +76,20 @@ pub struct MatchD {
 
 #[derive(Clone, Debug)]
 pub enum RuleD {
-    Http { group: usize, matches: Vec<usize> },
-    Tcp { route: usize },
+    Http {
+        group: usize,
+        matches: Vec<usize>,
+    },
+    Tcp {
+        route: usize,
+    },
+    /// A TCPRoute rule named after HTTPRouteGroup `g<group>`, with matches: OSM's
+    /// `routesFromRules` does not check the kind, so it grants those HTTP matches as routes
+    /// (and, the TCPRoute missing, no L4 access).
+    TcpNamedAfterGroup {
+        group: usize,
+        matches: Vec<usize>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -125,6 +137,8 @@ pub fn case_strategy() -> impl Strategy<Value = Case> {
     let rule = prop_oneof![
         6 => (0..3usize, prop::collection::vec(0..4usize, 1..3)).prop_map(|(group, matches)| RuleD::Http { group, matches }),
         1 => (0..3usize).prop_map(|route| RuleD::Tcp { route }),
+        1 => (0..3usize, prop::collection::vec(0..4usize, 1..3))
+            .prop_map(|(group, matches)| RuleD::TcpNamedAfterGroup { group, matches }),
     ];
     // Destinations are mostly a/s0 so that several TrafficTargets compete for one workload.
     let dest = prop_oneof![5 => Just((0usize, 0usize)), 1 => (0..2usize, 0..SAS)];
@@ -280,6 +294,9 @@ pub fn build(case: &Case) -> TranslationInput {
             .map(|r| match r {
                 RuleD::Http { group, matches } => http_rule(*group, matches),
                 RuleD::Tcp { route } => tcp_rule(*route),
+                RuleD::TcpNamedAfterGroup { group, matches } => {
+                    TrafficTargetRule { kind: "TCPRoute".into(), ..http_rule(*group, matches) }
+                }
             })
             .collect();
         let sources = t.sources.iter().flatten().map(|(n, s)| service_account(*s, Some(NAMESPACES[*n]))).collect();
