@@ -72,8 +72,13 @@ pub struct HTTPMatch {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<String>,
     /// Headers: on the wire a list of single-key maps, header name → value regex.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<BTreeMap<String, String>>,
+    // `headers: []` (Some(empty)) is kept apart from a missing `headers` (None): OSM's SDK reads
+    // the first as an empty map and the second as a nil map, which `reflect.DeepEqual` tells
+    // apart, so OSM does not merge two otherwise identical matches that differ only there. The
+    // schema stays OSM's (a list, not nullable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Vec<BTreeMap<String, String>>")]
+    pub headers: Option<Vec<BTreeMap<String, String>>>,
 }
 
 /// TCP traffic on ports.

@@ -117,22 +117,22 @@ fn input(smi: usize) -> TranslationInput {
                         name: "read".into(),
                         path_regex: Some(format!("/api/{app}/items")),
                         methods: vec!["GET".into()],
-                        headers: Vec::new(),
+                        headers: None,
                     },
                     HTTPMatch {
                         name: "write".into(),
                         path_regex: Some(format!("/api/{app}/.*")),
                         methods: vec!["POST".into(), "PUT".into()],
-                        headers: Vec::new(),
+                        headers: None,
                     },
                     HTTPMatch {
                         name: "client".into(),
                         path_regex: Some("/books-bought".into()),
                         methods: vec!["GET".into()],
-                        headers: vec![
+                        headers: Some(vec![
                             BTreeMap::from([("user-agent".to_string(), "Go-http-client/.*".to_string())]),
                             BTreeMap::from([("client-app".to_string(), format!("app-{}", i.saturating_sub(1)))]),
-                        ],
+                        ]),
                     },
                 ],
             },

@@ -332,7 +332,12 @@ fn build(world: &World) -> TranslationInput {
             if g.multi_key && j == 0 {
                 headers.push(BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())]));
             }
-            HTTPMatch { name: String::new(), path_regex: m.path.clone(), methods: m.methods.clone(), headers }
+            HTTPMatch {
+                name: String::new(),
+                path_regex: m.path.clone(),
+                methods: m.methods.clone(),
+                headers: (!headers.is_empty()).then_some(headers),
+            }
         });
         input.http_route_groups.push(route_group(i, NAMESPACES[g.ns], matches));
     }
@@ -530,7 +535,7 @@ proptest! {
                 name: format!("m{i}"),
                 path_regex: chunk.first().cloned(),
                 methods: vec![name(i)],
-                headers: chunk.iter().skip(1).map(|r| BTreeMap::from([(name(i + 1), r.clone())])).collect(),
+                headers: Some(chunk.iter().skip(1).map(|r| BTreeMap::from([(name(i + 1), r.clone())])).collect()),
             })
             .collect();
         let match_names: Vec<String> = matches.iter().map(|m| m.name.clone()).collect();
@@ -572,7 +577,7 @@ fn huge_and_pathological_input_is_bounded() {
             name: format!("m{i}"),
             path_regex: Some(evil[i % evil.len()].to_string()),
             methods: vec!["GET".into(), "POST".into()],
-            headers: vec![BTreeMap::from([("x".into(), evil[(i + 1) % evil.len()].to_string())])],
+            headers: Some(vec![BTreeMap::from([("x".into(), evil[(i + 1) % evil.len()].to_string())])]),
         })
         .collect();
     let names: Vec<String> = matches.iter().map(|m| m.name.clone()).collect();

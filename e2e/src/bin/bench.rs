@@ -664,7 +664,7 @@ fn translation_input(weight: i64) -> mesh_provisioner::translate::TranslationInp
                         name: "m".into(),
                         path_regex: Some(format!("/api/{app}/v{g}/.*")),
                         methods: vec!["GET".into()],
-                        headers: Vec::new(),
+                        headers: None,
                     }],
                 },
             });

@@ -48,7 +48,8 @@ fn http_matches(policy: &AccessPolicy) -> Vec<HTTPMatch> {
             } else {
                 route.methods.iter().map(|m| m.as_str().to_string()).collect()
             },
-            headers: route.headers.iter().map(|(k, v)| BTreeMap::from([(k.clone(), v.clone())])).collect(),
+            headers: (!route.headers.is_empty())
+                .then(|| route.headers.iter().map(|(k, v)| BTreeMap::from([(k.clone(), v.clone())])).collect()),
         })
         .collect()
 }

@@ -4,7 +4,8 @@
 //!
 //! OSM turns every granted match into a route carrying its TrafficTarget's principals, in
 //! TrafficTarget → rule → match order, and merges a route into an earlier **identical** one
-//! (same path regex, same method list in the same order, same headers) by uniting the
+//! (same path regex, same method list in the same order, same headers — `headers: []` is not a
+//! missing `headers`) by uniting the
 //! principals. Envoy takes the **first** matching route and admits only its principals. The
 //! order of TrafficTargets is a Go map iteration: OSM does not fix it, and it may differ between
 //! proxies and config generations.
@@ -39,6 +40,9 @@ pub(crate) struct RouteKey<'a> {
     pub methods: Vec<&'a str>,
     /// Headers, name → regex.
     pub headers: &'a BTreeMap<String, String>,
+    /// Whether `headers` was written (`headers: []` is an empty map to OSM, a missing one a nil
+    /// map: not equal, so not merged). Matching ignores it.
+    pub headers_listed: bool,
 }
 
 impl<'a> RouteKey<'a> {
@@ -46,7 +50,7 @@ impl<'a> RouteKey<'a> {
         let m = grant.http_match;
         let path = m.path_regex.as_deref().filter(|p| !p.is_empty()).unwrap_or(".*");
         let methods = if m.methods.is_empty() { vec!["*"] } else { m.methods.iter().map(String::as_str).collect() };
-        RouteKey { path, methods, headers: &grant.headers }
+        RouteKey { path, methods, headers: &grant.headers, headers_listed: m.headers.is_some() }
     }
 
     /// Whether any method matches (a `*` anywhere, as OSM's `sanitizeHTTPMethods` reads it).

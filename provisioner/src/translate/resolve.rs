@@ -6,6 +6,9 @@
 //!   TCPRoute, is ignored;
 //! - route objects are looked up in the TrafficTarget's namespace; a missing HTTPRouteGroup or
 //!   match name grants nothing;
+//! - OSM looks up every rule's `matches` in the HTTPRouteGroup of the rule's name whatever the
+//!   rule's kind: a TCPRoute rule with matches named after an HTTPRouteGroup grants them as HTTP
+//!   routes (WARNING) besides its L4 effect;
 //! - an HTTPRouteGroup rule grants only the matches it lists by name: none when `matches` is
 //!   empty (the SMI spec says "all", OSM says "none"); of two matches with one name the last
 //!   wins (OSM keys them by name);
@@ -114,13 +117,13 @@ pub(crate) struct ResolvedTarget<'a> {
 
 /// Whether OSM's SDK accepts the group (every `headers` element is a single-key map).
 pub(crate) fn group_is_valid(group: &HTTPRouteGroup) -> bool {
-    group.spec.matches.iter().all(|m| m.headers.iter().all(|h| h.len() == 1))
+    group.spec.matches.iter().all(|m| m.headers.iter().flatten().all(|h| h.len() == 1))
 }
 
 /// Headers of a match as OSM reads them.
 pub(crate) fn merged_headers(http_match: &HTTPMatch) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for element in &http_match.headers {
+    for element in http_match.headers.iter().flatten() {
         for (name, value) in element {
             out.insert(name.clone(), value.clone());
         }
@@ -285,7 +288,15 @@ fn resolve_one<'a>(
                     l4 = L4::Dropped;
                 }
             }
-            continue;
+            // OSM's `routesFromRules` ignores the kind: a TCPRoute rule's `matches` name
+            // matches of the HTTPRouteGroup of the rule's name, granted as HTTP routes.
+            if rule.matches.is_empty() || !index.route_groups.contains_key(&(namespace, rule.name.as_str())) {
+                continue;
+            }
+            notes.warning(
+                &object,
+                format!("the TCPRoute rule {:?} lists matches and HTTPRouteGroup {namespace}/{} exists: OSM ignores the rule's kind and grants those matches of the HTTPRouteGroup as HTTP routes (which can shadow other TrafficTargets' routes); translated as OSM enforces it — use kind HTTPRouteGroup if that is meant, or drop the matches", rule.name, rule.name),
+            );
         }
         let group_ref: Rc<str> = Rc::from(object_ref("HTTPRouteGroup", namespace, &rule.name));
         let Some(group) = index.route_groups.get(&(namespace, rule.name.as_str())) else {

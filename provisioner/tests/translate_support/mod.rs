@@ -228,13 +228,13 @@ pub fn smi_decide(input: &TranslationInput, pod: &Pod, request: &Request) -> Smi
                 .rev()
                 .find(|g| g.namespace().unwrap_or_default() == pod.namespace && g.name_any() == rule.name);
             let Some(group) = group else { continue };
-            if group.spec.matches.iter().any(|m| m.headers.iter().any(|h| h.len() != 1)) {
+            if group.spec.matches.iter().any(|m| m.headers.iter().flatten().any(|h| h.len() != 1)) {
                 continue;
             }
             for wanted in &rule.matches {
                 let Some(m) = group.spec.matches.iter().rev().find(|m| &m.name == wanted) else { continue };
                 let mut merged = BTreeMap::new();
-                for element in &m.headers {
+                for element in m.headers.iter().flatten() {
                     for (k, v) in element {
                         merged.insert(k.clone(), v.clone());
                     }

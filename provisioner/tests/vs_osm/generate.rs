@@ -71,7 +71,8 @@ pub const TEAMS: &[&str] = &["red", "blue", "green"];
 pub struct MatchD {
     pub path: Option<&'static str>,
     pub methods: &'static [&'static str],
-    pub headers: Vec<(&'static str, &'static str)>,
+    /// `None`: no `headers`; `Some(vec![])`: `headers: []` (OSM keeps the two apart).
+    pub headers: Option<Vec<(&'static str, &'static str)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -121,10 +122,16 @@ fn match_strategy() -> impl Strategy<Value = MatchD> {
             prop_oneof![2 => prop::sample::select(&PATHS[..6]), 1 => prop::sample::select(PATHS)],
         ),
         prop_oneof![2 => prop::sample::select(&METHODS[..4]), 1 => prop::sample::select(METHODS)],
-        prop_oneof![3 => Just(Vec::new()), 1 => prop::collection::vec(prop::sample::select(HEADERS), 1..3)],
+        prop_oneof![
+            6 => Just(None),
+            1 => Just(Some(Vec::new())),
+            2 => prop::collection::vec(prop::sample::select(HEADERS), 1..3).prop_map(Some),
+        ],
     )
         .prop_map(|(path, methods, mut headers)| {
-            headers.dedup_by_key(|(k, _)| *k);
+            if let Some(headers) = &mut headers {
+                headers.dedup_by_key(|(k, _)| *k);
+            }
             MatchD { path, methods, headers }
         })
 }
@@ -279,7 +286,10 @@ pub fn build(case: &Case) -> TranslationInput {
             name: String::new(),
             path_regex: m.path.map(str::to_string),
             methods: m.methods.iter().map(|s| s.to_string()).collect(),
-            headers: m.headers.iter().map(|(k, v)| BTreeMap::from([(k.to_string(), v.to_string())])).collect(),
+            headers: m
+                .headers
+                .as_ref()
+                .map(|headers| headers.iter().map(|(k, v)| BTreeMap::from([(k.to_string(), v.to_string())])).collect()),
         });
         input.http_route_groups.push(route_group(i, NAMESPACES[*ns], matches));
     }
