@@ -17,7 +17,7 @@ pub enum Provider {
     Local,
     /// A kind cluster (needs `kind` and a Docker engine).
     Kind,
-    /// An existing cluster from `E2E_KUBECONFIG`.
+    /// An existing cluster from `E2E_KUBECONFIG` (else `KUBECONFIG`).
     Kubeconfig,
 }
 
@@ -29,6 +29,15 @@ impl Provider {
             "kind" => Ok(Provider::Kind),
             "kubeconfig" => Ok(Provider::Kubeconfig),
             other => Err(format!("E2E_PROVIDER={other} is not one of local, kind, kubeconfig")),
+        }
+    }
+
+    /// As `E2E_PROVIDER` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::Local => "local",
+            Provider::Kind => "kind",
+            Provider::Kubeconfig => "kubeconfig",
         }
     }
 }
@@ -76,7 +85,9 @@ pub fn bin_dir() -> PathBuf {
 
 impl TestCluster {
     /// The binary's shared cluster, started on first use. Panics with the reason when it cannot
-    /// start; an opt-in provider whose prerequisites are missing returns `None` after printing why.
+    /// start; when an opt-in provider's prerequisites are missing, the calling test ends as
+    /// ignored with the reason ([`crate::harness::skip`]). Never `None`: the `Option` keeps the
+    /// suites' `let Some(cluster) = TestCluster::get() else { return };` unchanged.
     pub fn get() -> Option<&'static TestCluster> {
         Self::unwrap(CLUSTER.get_or_init(|| TestCluster::start(Options::default())))
     }
@@ -103,7 +114,7 @@ impl TestCluster {
             Ok(cluster) => Some(cluster),
             Err(reason) if reason.starts_with("SKIP:") => {
                 eprintln!("{reason}");
-                None
+                crate::harness::skip(reason.trim_start_matches("SKIP:").trim())
             }
             Err(reason) => panic!("test cluster: {reason}"),
         }
@@ -115,7 +126,8 @@ impl TestCluster {
             Provider::Kind => start_kind(),
             Provider::Kubeconfig => {
                 let path = std::env::var_os("E2E_KUBECONFIG")
-                    .ok_or_else(|| "SKIP: E2E_PROVIDER=kubeconfig needs E2E_KUBECONFIG".to_string())?;
+                    .or_else(|| std::env::var_os("KUBECONFIG"))
+                    .ok_or_else(|| "SKIP: E2E_PROVIDER=kubeconfig needs E2E_KUBECONFIG (or KUBECONFIG)".to_string())?;
                 Ok(TestCluster {
                     kubeconfig: path.into(),
                     provider: Provider::Kubeconfig,
@@ -153,7 +165,8 @@ impl TestCluster {
     }
 }
 
-fn which(tool: &str) -> bool {
+/// Whether `tool` is on PATH.
+pub fn which(tool: &str) -> bool {
     Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {tool}"))

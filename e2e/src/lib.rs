@@ -9,6 +9,7 @@ pub mod arm_emulator;
 pub mod audit;
 pub mod cluster;
 pub mod dockerfile;
+pub mod harness;
 pub mod image;
 pub mod local_images;
 pub mod namespace;

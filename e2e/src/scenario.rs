@@ -24,10 +24,16 @@ pub const CONVERGE: Duration = Duration::from_secs(180);
 pub fn sample(name: &str) -> MeshInstallation {
     let path = format!("{}/../samples/{name}", env!("CARGO_MANIFEST_DIR"));
     let mut mi = MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("sample")).expect("sample parses");
+    for_target(&mut mi);
+    mi
+}
+
+/// An installation as the target can run it: the ingress node selector of the target (see
+/// [`ingress_node_selector`]) replaces the installation's.
+pub fn for_target(mi: &mut MeshInstallation) {
     if let (Some(ingress), Some(selector)) = (mi.spec.ingress.as_mut(), ingress_node_selector()) {
         ingress.nginx.node_selector = selector;
     }
-    mi
 }
 
 /// The samples pin ingress-nginx to nodes labelled `agentpool=agentpool`, as the article does on

@@ -209,7 +209,6 @@ fn print_counts(scenario: &str, emulator: &ArmEmulator) {
     eprintln!("ARM requests [{scenario}]: {:?}", emulator.counts());
 }
 
-#[tokio::test]
 async fn bookstore_aks_addon_converges_with_one_put_and_one_import_per_image_then_stays_quiet() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -307,7 +306,6 @@ async fn bookstore_aks_addon_converges_with_one_put_and_one_import_per_image_the
     operator.stop().await;
 }
 
-#[tokio::test]
 async fn transient_faults_still_converge_without_duplicate_writes() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -358,7 +356,6 @@ async fn transient_faults_still_converge_without_duplicate_writes() {
     operator.stop().await;
 }
 
-#[tokio::test]
 async fn restart_during_an_operation_resumes_from_the_stored_token_without_writing_again() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -402,7 +399,6 @@ async fn restart_during_an_operation_resumes_from_the_stored_token_without_writi
     operator.stop().await;
 }
 
-#[tokio::test]
 async fn a_concurrent_external_change_is_preserved_through_the_etag_retry() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -437,7 +433,6 @@ async fn a_concurrent_external_change_is_preserved_through_the_etag_retry() {
     operator.stop().await;
 }
 
-#[tokio::test]
 async fn bad_credentials_missing_cluster_missing_registry_and_forbidden_import_each_name_the_problem() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -529,7 +524,6 @@ async fn bad_credentials_missing_cluster_missing_registry_and_forbidden_import_e
     }
 }
 
-#[tokio::test]
 async fn a_leftover_fail_webhook_blocks_pod_creation_and_our_teardown_removes_it() {
     let Some(cluster) = TestCluster::get_with_admission_webhooks() else { return };
     let _serial = SERIAL.lock().await;
@@ -574,7 +568,6 @@ async fn a_leftover_fail_webhook_blocks_pod_creation_and_our_teardown_removes_it
     let _ = namespaces.delete("webhook-check", &DeleteParams::default()).await;
 }
 
-#[tokio::test]
 async fn bookstore_istio_converges_on_the_emulator_choosing_the_newest_compatible_revision() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -621,7 +614,6 @@ async fn bookstore_istio_converges_on_the_emulator_choosing_the_newest_compatibl
     operator.stop().await;
 }
 
-#[tokio::test]
 async fn istio_next_to_the_osm_addon_is_refused_and_migrate_from_osm_completes_after_an_interruption() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -713,20 +705,7 @@ async fn istio_next_to_the_osm_addon_is_refused_and_migrate_from_osm_completes_a
 /// Against real Azure, opt-in: `MESH_E2E_AZURE_SUBSCRIPTION`, `MESH_E2E_AZURE_RESOURCE_GROUP`,
 /// `MESH_E2E_AZURE_CLUSTER`, `MESH_E2E_AZURE_LOCATION`, `MESH_E2E_AZURE_ACR`, with the Azure CLI
 /// signed in (AzureCli credential) and `E2E_PROVIDER=kubeconfig E2E_KUBECONFIG=<the AKS cluster's>`.
-#[tokio::test]
 async fn live_azure_aks_addon_and_import() {
-    let vars = [
-        "MESH_E2E_AZURE_SUBSCRIPTION",
-        "MESH_E2E_AZURE_RESOURCE_GROUP",
-        "MESH_E2E_AZURE_CLUSTER",
-        "MESH_E2E_AZURE_LOCATION",
-        "MESH_E2E_AZURE_ACR",
-    ];
-    let missing: Vec<&str> = vars.iter().copied().filter(|v| std::env::var(v).is_err()).collect();
-    if !missing.is_empty() {
-        eprintln!("SKIP live_azure_aks_addon_and_import: set {} to run against real Azure", missing.join(", "));
-        return;
-    }
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
     let client = cluster.client().await;
@@ -747,4 +726,16 @@ async fn live_azure_aks_addon_and_import() {
     wait_condition(&client, "live-azure", "MeshReady", Duration::from_secs(1800), &mut seen).await;
     delete_and_wait_gone(&client, "live-azure").await;
     operator.stop().await;
+}
+
+mesh_e2e::e2e_main! {
+    bookstore_aks_addon_converges_with_one_put_and_one_import_per_image_then_stays_quiet: [ArmEmulator, AdmissionWebhooksOff, SimulatedPods, InProcessOperator],
+    transient_faults_still_converge_without_duplicate_writes: [ArmEmulator, AdmissionWebhooksOff, SimulatedPods, InProcessOperator],
+    restart_during_an_operation_resumes_from_the_stored_token_without_writing_again: [ArmEmulator, AdmissionWebhooksOff, SimulatedPods, InProcessOperator],
+    a_concurrent_external_change_is_preserved_through_the_etag_retry: [ArmEmulator, AdmissionWebhooksOff, SimulatedPods, InProcessOperator],
+    bad_credentials_missing_cluster_missing_registry_and_forbidden_import_each_name_the_problem: [ArmEmulator, AdmissionWebhooksOff, SimulatedPods, InProcessOperator],
+    a_leftover_fail_webhook_blocks_pod_creation_and_our_teardown_removes_it: [ArmEmulator, OwnedCluster, SimulatedPods, InProcessOperator],
+    bookstore_istio_converges_on_the_emulator_choosing_the_newest_compatible_revision: [ArmEmulator, AdmissionWebhooksOff, SimulatedPods, InProcessOperator, IstioCrds, GatewayApiCrds],
+    istio_next_to_the_osm_addon_is_refused_and_migrate_from_osm_completes_after_an_interruption: [ArmEmulator, AdmissionWebhooksOff, SimulatedPods, InProcessOperator, IstioCrds, GatewayApiCrds],
+    live_azure_aks_addon_and_import: [LiveAzure, InProcessOperator],
 }

@@ -24,7 +24,6 @@ fn label<'a>(map: &'a Option<BTreeMap<String, String>>, key: &str) -> Option<&'a
     map.as_ref().and_then(|m| m.get(key)).map(String::as_str)
 }
 
-#[tokio::test]
 async fn bookstore_converges_edits_prune_and_teardown_leaves_nothing() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -216,7 +215,6 @@ const OUR_RESOURCES: &[&str] = &[
     "events",
 ];
 
-#[tokio::test]
 async fn a_steady_installation_makes_zero_writes_over_three_resyncs() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -291,7 +289,6 @@ async fn wait_condition(client: &Client, name: &str, type_: &str, expected: &str
     .await
 }
 
-#[tokio::test]
 async fn invalid_input_names_the_problem_and_changes_nothing() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -348,7 +345,6 @@ async fn invalid_input_names_the_problem_and_changes_nothing() {
     operator.stop().await;
 }
 
-#[tokio::test]
 async fn a_foreign_object_is_never_overwritten() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -419,7 +415,6 @@ fn scrub(value: &mut serde_json::Value) {
     }
 }
 
-#[tokio::test]
 async fn interrupted_applies_and_teardowns_converge_to_the_same_end_state() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -482,4 +477,12 @@ async fn interrupted_applies_and_teardowns_converge_to_the_same_end_state() {
         let left = managed_objects(&client, "bookstore").await;
         assert!(left.is_empty(), "run {run} (seed {seed}): left behind {left:?}");
     }
+}
+
+mesh_e2e::e2e_main! {
+    bookstore_converges_edits_prune_and_teardown_leaves_nothing: [SimulatedPods, InProcessOperator],
+    a_steady_installation_makes_zero_writes_over_three_resyncs: [SimulatedPods, InProcessOperator],
+    invalid_input_names_the_problem_and_changes_nothing: [SimulatedPods, InProcessOperator],
+    a_foreign_object_is_never_overwritten: [SimulatedPods, InProcessOperator],
+    interrupted_applies_and_teardowns_converge_to_the_same_end_state: [SimulatedPods, InProcessOperator],
 }

@@ -130,7 +130,6 @@ fn token_requests(emulator: &ArmEmulator) -> usize {
     emulator.requests().iter().filter(|s| arm_emulator::path_kind(&s.path) == "token").count()
 }
 
-#[tokio::test]
 async fn foreign_endpoints_and_unknown_clouds_are_refused_and_no_foreign_host_is_contacted() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -174,7 +173,6 @@ async fn foreign_endpoints_and_unknown_clouds_are_refused_and_no_foreign_host_is
     operator.stop().await;
 }
 
-#[tokio::test]
 async fn a_secret_in_another_namespace_is_never_read() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -224,7 +222,6 @@ async fn a_secret_in_another_namespace_is_never_read() {
     let _ = secrets.delete("azure-sp-foreign", &DeleteParams::default()).await;
 }
 
-#[tokio::test]
 async fn url_injecting_names_are_rejected_at_admission_naming_the_field() {
     let Some(cluster) = TestCluster::get() else { return };
     let client = cluster.client().await;
@@ -246,7 +243,6 @@ async fn url_injecting_names_are_rejected_at_admission_naming_the_field() {
     assert!(api.get_opt("url-injection").await.expect("read").is_none(), "nothing was stored");
 }
 
-#[tokio::test]
 async fn a_huge_retry_after_neither_crashes_nor_stalls_the_operator() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -280,7 +276,6 @@ async fn a_huge_retry_after_neither_crashes_nor_stalls_the_operator() {
     operator.stop().await;
 }
 
-#[tokio::test]
 async fn another_cluster_than_the_managed_one_is_refused_and_its_teardown_needs_the_skip_annotation() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -317,7 +312,6 @@ async fn another_cluster_than_the_managed_one_is_refused_and_its_teardown_needs_
     operator.stop().await;
 }
 
-#[tokio::test]
 async fn a_teardown_without_its_secret_reports_it_and_finishes_with_the_skip_annotation() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -357,7 +351,6 @@ async fn a_teardown_without_its_secret_reports_it_and_finishes_with_the_skip_ann
     operator.stop().await;
 }
 
-#[tokio::test]
 async fn a_stale_operation_url_expires_and_the_cluster_is_read_again_without_a_second_write() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -388,4 +381,14 @@ async fn a_stale_operation_url_expires_and_the_cluster_is_read_again_without_a_s
     emulator.clear_faults();
     delete_and_wait_gone(&client, "stale-operation").await;
     operator.stop().await;
+}
+
+mesh_e2e::e2e_main! {
+    foreign_endpoints_and_unknown_clouds_are_refused_and_no_foreign_host_is_contacted: [ArmEmulator, SimulatedPods, InProcessOperator],
+    a_secret_in_another_namespace_is_never_read: [ArmEmulator, SimulatedPods, InProcessOperator],
+    url_injecting_names_are_rejected_at_admission_naming_the_field: [ArmEmulator, SimulatedPods, InProcessOperator],
+    a_huge_retry_after_neither_crashes_nor_stalls_the_operator: [ArmEmulator, SimulatedPods, InProcessOperator],
+    another_cluster_than_the_managed_one_is_refused_and_its_teardown_needs_the_skip_annotation: [ArmEmulator, SimulatedPods, InProcessOperator],
+    a_teardown_without_its_secret_reports_it_and_finishes_with_the_skip_annotation: [ArmEmulator, SimulatedPods, InProcessOperator],
+    a_stale_operation_url_expires_and_the_cluster_is_read_again_without_a_second_write: [ArmEmulator, SimulatedPods, InProcessOperator],
 }

@@ -153,7 +153,6 @@ fn root_ca() -> Vec<String> {
     vec![format!("osm-system/{}", mesh_provisioner::osm::names::CA_BUNDLE_SECRET)]
 }
 
-#[tokio::test]
 async fn an_app_in_kube_system_is_rejected_at_admission() {
     let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
@@ -168,7 +167,6 @@ async fn an_app_in_kube_system_is_rejected_at_admission() {
     assert!(!deployment_exists(&admin, "kube-system", "miner").await);
 }
 
-#[tokio::test]
 async fn an_app_with_the_mesh_service_account_is_refused_naming_the_field() {
     let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
@@ -186,7 +184,6 @@ async fn an_app_with_the_mesh_service_account_is_refused_naming_the_field() {
     assert_no_foreign_secret_read(cluster, &[]);
 }
 
-#[tokio::test]
 async fn self_enrolment_is_refused_naming_the_field() {
     let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
@@ -204,7 +201,6 @@ async fn self_enrolment_is_refused_naming_the_field() {
     operator.stop().await;
 }
 
-#[tokio::test]
 async fn an_app_with_a_foreign_service_account_is_not_run() {
     let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
@@ -294,7 +290,6 @@ async fn rollouts(client: &Client, namespace: &str) -> Vec<(String, Option<i64>,
     found
 }
 
-#[tokio::test]
 async fn two_installations_share_a_namespace_and_deleting_one_leaves_the_other_whole() {
     let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
@@ -380,7 +375,6 @@ fn secret_fingerprints(secret: &Secret) -> Vec<String> {
     prints
 }
 
-#[tokio::test]
 async fn no_key_or_certificate_reaches_logs_events_or_status() {
     let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
@@ -433,4 +427,13 @@ async fn no_key_or_certificate_reaches_logs_events_or_status() {
     delete_and_wait_gone(&admin, "bookstore").await;
     operator.stop().await;
     assert_no_foreign_secret_read(cluster, &names);
+}
+
+mesh_e2e::e2e_main! {
+    an_app_in_kube_system_is_rejected_at_admission: [],
+    an_app_with_the_mesh_service_account_is_refused_naming_the_field: [InProcessOperator, AuditLog],
+    self_enrolment_is_refused_naming_the_field: [InProcessOperator],
+    an_app_with_a_foreign_service_account_is_not_run: [InProcessOperator, AuditLog],
+    two_installations_share_a_namespace_and_deleting_one_leaves_the_other_whole: [SimulatedPods, InProcessOperator, AuditLog],
+    no_key_or_certificate_reaches_logs_events_or_status: [SimulatedPods, InProcessOperator, AuditLog],
 }

@@ -60,12 +60,12 @@ async fn edge_cert(secrets: &Api<Secret>) -> Result<certs::EdgeCert, String> {
     certs::EdgeCert::from_secret_data(&secret.data.unwrap_or_default()).map_err(|e| e.to_string())
 }
 
-#[tokio::test]
 async fn ingress_nginx_with_ingress_backend_and_a_renewed_edge_certificate() {
     let Some(cluster) = TestCluster::get() else { return };
     let client = cluster.client().await;
     let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(2))).await;
-    let mi = MeshInstallation::from_yaml(SPEC).expect("spec");
+    let mut mi = MeshInstallation::from_yaml(SPEC).expect("spec");
+    mesh_e2e::scenario::for_target(&mut mi);
     let api: Api<MeshInstallation> = Api::all(client.clone());
     api.patch("ingress-e2e", &PatchParams::apply("e2e").force(), &Patch::Apply(&mi)).await.expect("apply");
     ready(&client).await;
@@ -75,7 +75,8 @@ async fn ingress_nginx_with_ingress_backend_and_a_renewed_edge_certificate() {
     let available = controller.status.and_then(|s| s.conditions).unwrap_or_default();
     assert!(available.iter().any(|c| c.type_ == "Available" && c.status == "True"), "controller not Available");
     let pod_spec = controller.spec.expect("spec").template.spec.expect("pod spec");
-    assert_eq!(pod_spec.node_selector.unwrap_or_default().get("agentpool").map(String::as_str), Some("agentpool"));
+    let selector = &mi.spec.ingress.as_ref().expect("ingress").nginx.node_selector;
+    assert_eq!(pod_spec.node_selector.unwrap_or_default(), *selector, "the controller runs where the spec says");
 
     let classes: Api<IngressClass> = Api::all(client.clone());
     assert_eq!(
@@ -142,4 +143,8 @@ async fn ingress_nginx_with_ingress_backend_and_a_renewed_edge_certificate() {
     assert!(deployments.get_opt("ingress-nginx-controller").await.expect("get").is_none(), "the controller is left");
     assert!(secrets.get_opt("web-tls").await.expect("get").is_none(), "the generated Secret is left");
     operator.stop().await;
+}
+
+mesh_e2e::e2e_main! {
+    ingress_nginx_with_ingress_backend_and_a_renewed_edge_certificate: [SimulatedPods, InProcessOperator],
 }

@@ -106,7 +106,6 @@ fn api_writes(samples: &[Sample]) -> f64 {
     value(samples, "meshoperator_api_writes_total", &[("controller", "meshinstallation")]).unwrap_or(0.0)
 }
 
-#[tokio::test]
 async fn metrics_and_meshctl_during_the_self_hosted_bookstore() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -238,7 +237,6 @@ async fn metrics_and_meshctl_during_the_self_hosted_bookstore() {
     operator.stop().await;
 }
 
-#[tokio::test]
 async fn arm_lro_and_notification_series_during_the_istio_bookstore() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -357,7 +355,6 @@ where
     }
 }
 
-#[tokio::test]
 async fn readyz_is_not_ready_until_the_caches_sync() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
@@ -412,4 +409,10 @@ async fn readyz_is_not_ready_until_the_caches_sync() {
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(30), operator).await;
     server.abort();
+}
+
+mesh_e2e::e2e_main! {
+    metrics_and_meshctl_during_the_self_hosted_bookstore: [SimulatedPods, InProcessOperator],
+    arm_lro_and_notification_series_during_the_istio_bookstore: [ArmEmulator, SimulatedPods, InProcessOperator, IstioCrds, GatewayApiCrds],
+    readyz_is_not_ready_until_the_caches_sync: [InProcessOperator],
 }

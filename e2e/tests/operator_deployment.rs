@@ -216,7 +216,6 @@ fn start_to_ready_seconds(pod: &Pod) -> Option<i64> {
     Some(ready.last_transition_time.as_ref()?.0.as_second() - started.as_second())
 }
 
-#[tokio::test]
 async fn the_containerised_operator_converges_the_bookstore_and_tears_it_down() {
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
@@ -251,7 +250,6 @@ async fn the_containerised_operator_converges_the_bookstore_and_tears_it_down() 
     uninstall_operator(&admin).await;
 }
 
-#[tokio::test]
 async fn two_replicas_elect_one_leader_and_another_takes_over_when_it_is_killed() {
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
@@ -312,7 +310,6 @@ async fn two_replicas_elect_one_leader_and_another_takes_over_when_it_is_killed(
     uninstall_operator(&admin).await;
 }
 
-#[tokio::test]
 async fn a_container_killed_in_the_middle_of_an_apply_restarts_and_converges() {
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
@@ -354,4 +351,10 @@ async fn a_container_killed_in_the_middle_of_an_apply_restarts_and_converges() {
     delete_and_wait_gone(&admin, "bookstore").await;
     assert!(managed_objects(&admin, "bookstore").await.is_empty());
     uninstall_operator(&admin).await;
+}
+
+mesh_e2e::e2e_main! {
+    the_containerised_operator_converges_the_bookstore_and_tears_it_down: [RealPods, OwnedCluster],
+    two_replicas_elect_one_leader_and_another_takes_over_when_it_is_killed: [RealPods, OwnedCluster],
+    a_container_killed_in_the_middle_of_an_apply_restarts_and_converges: [RealPods, OwnedCluster],
 }

@@ -179,7 +179,6 @@ async fn forget_installations(admin: &Client) {
     }
 }
 
-#[tokio::test]
 async fn install_yaml_passes_a_server_side_dry_run() {
     let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
@@ -196,7 +195,6 @@ async fn install_yaml_passes_a_server_side_dry_run() {
     assert_eq!(out.matches("validated (server dry run)").count(), objects.len(), "{out}");
 }
 
-#[tokio::test]
 async fn operator_as_its_service_account_runs_the_bookstore_scenario() {
     let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
@@ -386,7 +384,6 @@ async fn tear_down(api: &Api<MeshInstallation>, ctx: &Arc<mesh_operator::context
     }
 }
 
-#[tokio::test]
 async fn operator_without_the_deployments_rule_is_forbidden_naming_it() {
     let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
@@ -418,7 +415,6 @@ async fn operator_without_the_deployments_rule_is_forbidden_naming_it() {
 
 /// Metrics enrolment patches meshed pods: without `patch` on pods the reconcile fails with a
 /// Forbidden naming the verb and the resource.
-#[tokio::test]
 async fn operator_without_pods_patch_is_forbidden_naming_it() {
     let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
@@ -486,7 +482,6 @@ async fn assert_workload_identity_accepted(admin: &kube::Client, identity: &Work
     assert_eq!(token_file, &format!("{}/{}", mount.mount_path, token.path), "the env names the mounted token");
 }
 
-#[tokio::test]
 async fn meshctl_install_waits_for_the_operator_and_uninstall_removes_it() {
     let Some(cluster) = TestCluster::get_audited() else { return };
     let _serial = SERIAL.lock().await;
@@ -529,4 +524,12 @@ async fn meshctl_install_waits_for_the_operator_and_uninstall_removes_it() {
     assert!(crds.get_opt("meshinstallations.meshoperator.dev").await.expect("get").is_none(), "CRD gone");
     let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(admin.clone());
     assert!(roles.get_opt(NAME).await.expect("get").is_none(), "ClusterRole gone");
+}
+
+mesh_e2e::e2e_main! {
+    install_yaml_passes_a_server_side_dry_run: [],
+    operator_as_its_service_account_runs_the_bookstore_scenario: [SimulatedPods, InProcessOperator, AuditLog],
+    operator_without_the_deployments_rule_is_forbidden_naming_it: [OwnedCluster, InProcessOperator],
+    operator_without_pods_patch_is_forbidden_naming_it: [OwnedCluster, InProcessOperator],
+    meshctl_install_waits_for_the_operator_and_uninstall_removes_it: [OwnedCluster, SimulatedPods],
 }

@@ -163,14 +163,9 @@ async fn error_lines(pods: &Api<Pod>, pod: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
 async fn bookstore_on_the_real_osm_control_plane() {
     use_store_with_osm_images();
     let Some(cluster) = TestCluster::get() else { return };
-    if cluster.provider != mesh_e2e::cluster::Provider::Local {
-        eprintln!("SKIP: real OSM pods are a feature of the local control plane");
-        return;
-    }
     let client = cluster.client().await;
     let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
     let mut mi = sample("bookstore.yaml");
@@ -273,4 +268,8 @@ async fn bookstore_on_the_real_osm_control_plane() {
     let left = pods.list(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(0);
     assert_eq!(left, 0, "control-plane pods left behind");
     operator.stop().await;
+}
+
+mesh_e2e::e2e_main! {
+    bookstore_on_the_real_osm_control_plane: [RealPods, OwnedCluster, InProcessOperator],
 }

@@ -23,14 +23,9 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const RUNTIME_ANNOTATION: &str = "localcluster.meshoperator.dev/runtime";
 const PORTS_ANNOTATION: &str = "localcluster.meshoperator.dev/ports";
 
-/// The local control plane (calling admission webhooks) with the test image in its store; `None`
-/// on other providers.
+/// The local control plane (calling admission webhooks) with the test image in its store.
 fn real_cluster() -> Option<&'static TestCluster> {
     let cluster = TestCluster::get_with_admission_webhooks()?;
-    if cluster.provider != mesh_e2e::cluster::Provider::Local {
-        eprintln!("SKIP: real pods are a feature of the local control plane");
-        return None;
-    }
     ensure_busybox_image(IMAGE).unwrap_or_else(|e| panic!("test image: {e}"));
     Some(cluster)
 }
@@ -78,7 +73,6 @@ async fn create_pod(client: &Client, namespace: &str, pod: serde_json::Value) ->
 /// The main scenario: a web server in a read-only root as the pod's UID, whose readiness the process
 /// itself switches on and off, whose token authenticates as its ServiceAccount bound to the pod,
 /// whose logs and port are reachable, and whose deletion stops the process (SIGTERM first).
-#[tokio::test]
 async fn a_local_image_runs_for_real_with_its_pod_spec() {
     let Some(cluster) = real_cluster() else { return };
     let client = cluster.client().await;
@@ -243,7 +237,6 @@ while true; do date +%s%N > /heartbeat/beat; sleep 0.2; done
 }
 
 /// A crashing container is restarted with back-off; its previous run's log stays readable.
-#[tokio::test]
 async fn a_crashing_container_is_restarted_and_its_previous_log_kept() {
     let Some(cluster) = real_cluster() else { return };
     let client = cluster.client().await;
@@ -276,7 +269,6 @@ async fn a_crashing_container_is_restarted_and_its_previous_log_kept() {
 
 /// Two replicas bind the same port (each pod has its own network namespace) and become
 /// Available; a pod whose image is not local stays simulated next to them.
-#[tokio::test]
 async fn replicas_share_a_port_and_other_images_stay_simulated() {
     let Some(cluster) = real_cluster() else { return };
     let client = cluster.client().await;
@@ -351,7 +343,6 @@ async fn replicas_share_a_port_and_other_images_stay_simulated() {
 /// The API server calls an admission webhook through its Service, and a real process in a real
 /// pod answers: the local control plane resolves the Service to the pod, inside its network
 /// namespace (`e2e/cluster/README.md`, "Component traffic").
-#[tokio::test]
 async fn an_admission_webhook_served_by_a_real_pod_is_called_through_its_service() {
     let Some(cluster) = real_cluster() else { return };
     let client = cluster.client().await;
@@ -451,7 +442,6 @@ async fn an_admission_webhook_served_by_a_real_pod_is_called_through_its_service
 }
 
 /// A pod deleted while its container is still starting is stopped and removed all the same.
-#[tokio::test]
 async fn a_pod_deleted_while_starting_goes_away() {
     let Some(cluster) = real_cluster() else { return };
     let client = cluster.client().await;
@@ -487,4 +477,12 @@ async fn a_pod_deleted_while_starting_goes_away() {
         })
         .await;
     }
+}
+
+mesh_e2e::e2e_main! {
+    a_local_image_runs_for_real_with_its_pod_spec: [RealPods],
+    a_crashing_container_is_restarted_and_its_previous_log_kept: [RealPods],
+    replicas_share_a_port_and_other_images_stay_simulated: [RealPods, SimulatedPods],
+    an_admission_webhook_served_by_a_real_pod_is_called_through_its_service: [RealPods, OwnedCluster],
+    a_pod_deleted_while_starting_goes_away: [RealPods],
 }

@@ -31,7 +31,6 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-#[tokio::test]
 async fn samples_are_admitted_and_invalid_samples_rejected_with_their_message() {
     let Some(cluster) = TestCluster::get() else { return };
     let client = cluster.client().await;
@@ -75,7 +74,6 @@ async fn samples_are_admitted_and_invalid_samples_rejected_with_their_message() 
     assert!(checked >= 10, "only {checked} invalid samples were checked");
 }
 
-#[tokio::test]
 async fn a_deployment_becomes_available_and_its_service_gets_endpoints() {
     let Some(cluster) = TestCluster::get() else { return };
     let client = cluster.client().await;
@@ -131,7 +129,6 @@ async fn a_deployment_becomes_available_and_its_service_gets_endpoints() {
     .await;
 }
 
-#[tokio::test]
 async fn owned_objects_are_garbage_collected_and_deleted_namespaces_disappear() {
     let Some(cluster) = TestCluster::get() else { return };
     let client = cluster.client().await;
@@ -167,7 +164,6 @@ async fn owned_objects_are_garbage_collected_and_deleted_namespaces_disappear() 
     .await;
 }
 
-#[tokio::test]
 async fn gateway_api_crds_validate_routes() {
     let Some(cluster) = TestCluster::get() else { return };
     let client = cluster.client().await;
@@ -200,4 +196,11 @@ async fn gateway_api_crds_validate_routes() {
     let parent = &created.spec.parent_refs.as_ref().expect("parentRefs")[0];
     assert_eq!(parent.group.as_deref(), Some(""));
     assert_eq!(parent.kind.as_deref(), Some("Service"));
+}
+
+mesh_e2e::e2e_main! {
+    samples_are_admitted_and_invalid_samples_rejected_with_their_message: [],
+    a_deployment_becomes_available_and_its_service_gets_endpoints: [SimulatedPods],
+    owned_objects_are_garbage_collected_and_deleted_namespaces_disappear: [],
+    gateway_api_crds_validate_routes: [GatewayApiCrds],
 }

@@ -63,7 +63,6 @@ async fn route_weights(routes: &Api<HttpRoute>) -> Result<Vec<(String, i32)>, St
     Ok(last.backend_refs.clone().unwrap_or_default().into_iter().map(|b| (b.name, b.weight.unwrap_or(1))).collect())
 }
 
-#[tokio::test]
 async fn existing_smi_objects_are_translated_and_followed() {
     let Some(cluster) = TestCluster::get() else { return };
     let client: Client = cluster.client().await;
@@ -144,4 +143,8 @@ async fn existing_smi_objects_are_translated_and_followed() {
     })
     .await;
     operator.stop().await;
+}
+
+mesh_e2e::e2e_main! {
+    existing_smi_objects_are_translated_and_followed: [ArmEmulator, InProcessOperator, IstioCrds, GatewayApiCrds],
 }
