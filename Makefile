@@ -4,7 +4,7 @@ BIN_DIR ?= $(HOME)/.cache/mesh-operator/bin
 # The static release build of the image lands in $(IMAGE_TARGET_DIR)/<arch>-unknown-linux-gnu/image/.
 IMAGE_TARGET_DIR ?= $(CARGO_TARGET_DIR)
 
-.PHONY: demo test cluster osm-images oracle soak image crds unit e2e bench
+.PHONY: demo test cluster osm-images oracle soak image crds unit e2e bench e2e-kubeconfig
 
 ## demo: run the bookstore demo on the local control plane (apply, converge, edit the split, tear down).
 demo: cluster
@@ -14,6 +14,13 @@ demo: cluster
 test: cluster oracle image
 	cd e2e/cluster && go test ./cmd/...
 	cargo test --workspace --locked --no-fail-fast -- --test-threads=4
+	bash e2e/kubeconfig.sh $(BIN_DIR)
+
+## e2e-kubeconfig: the cluster suites with E2E_PROVIDER=kubeconfig against a second local control
+## plane started as a plain cluster (no nodes: nothing simulated; admission webhooks on); prints
+## which tests were skipped and why. `E2E_KUBECONFIG=path make e2e-kubeconfig` uses that cluster.
+e2e-kubeconfig: cluster
+	bash e2e/kubeconfig.sh $(BIN_DIR)
 
 ## cluster: build the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok, the
 ## real-pod runner; as root, apt-installs runc, umoci and busybox-static when missing). OSM's own images

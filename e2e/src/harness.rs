@@ -25,8 +25,8 @@
 //! pods, no runner, no audit log, webhooks called, nothing it may change that it did not create;
 //! the CRDs and whether an operator is already deployed are read from the cluster.
 //!
-//! Operator logs (`tracing`) go to a file per test binary (printed at the start; `--nocapture`
-//! sends them to stderr instead): libtest-mimic does not capture output as libtest does.
+//! Operator logs (`tracing`) go to a file per test binary ([`init_logs`]; `--nocapture` sends them
+//! to stderr instead): libtest-mimic does not capture output as libtest does.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -105,9 +105,7 @@ pub fn skip(reason: impl Into<String>) -> ! {
 /// Runs a suite: the `main` of every `harness = false` test binary.
 pub fn run(suite: &str, tests: Vec<Test>) -> ExitCode {
     let args = Arguments::from_args();
-    if !args.list {
-        init_logs(suite, args.nocapture);
-    }
+    let _ = LOG_TARGET.set((suite.to_string(), args.nocapture));
     let trials = tests
         .into_iter()
         .map(|test| Trial::ignorable_test(test.name, move || run_one(test.needs, test.body)))
@@ -119,7 +117,8 @@ fn run_one(needs: &'static [Need], body: fn() -> Pin<Box<dyn Future<Output = ()>
     let outcome = std::panic::catch_unwind(|| {
         let missing: Vec<String> = needs.iter().filter_map(|need| missing(*need)).collect();
         if !missing.is_empty() {
-            skip(missing.join("; "));
+            let provider = Provider::from_env().map(|p| p.name()).unwrap_or_default();
+            skip(format!("E2E_PROVIDER={provider}: {}", missing.join("; ")));
         }
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a Tokio runtime");
         runtime.block_on(body());
@@ -160,29 +159,26 @@ pub fn missing(need: Need) -> Option<String> {
         }
         _ if provider == Provider::Local => return None,
         Need::SimulatedPods => {
-            "needs simulated pods: the harness did not start this cluster and assumes no simulated (kwok) nodes; \
-             this test's pods become Ready only when simulated"
+            "needs simulated pods (kwok), assumed only on the local control plane the harness starts"
         }
-        Need::RealPods => "needs the local control plane's real-pod runner (runc and the local image store)",
+        Need::RealPods => "needs the local control plane's real-pod runner (runc, the local image store)",
         Need::OwnedCluster => {
-            "needs a cluster the harness owns: it changes objects it did not create (the operator's install, \
+            "needs a cluster the harness started: it changes objects it did not create (the operator's install, \
              the API server's flags)"
         }
         Need::AuditLog => {
-            "needs the API server's audit log, which only the local control plane the harness starts gives"
+            "needs the API server's audit log, which only the local control plane the harness starts keeps"
         }
         Need::ArmEmulator => {
             "needs the ARM emulator, which plays the AKS add-on by writing kube-system/osm-controller, the OSM CRDs \
-             and aks-osm-* webhooks: only on a cluster the harness owns"
+             and aks-osm-* webhooks: only on a cluster the harness started"
         }
-        Need::AdmissionWebhooksOff => {
-            "needs an API server that does not call admission webhooks (the harness cannot know this one does not)"
-        }
+        Need::AdmissionWebhooksOff => "needs an API server that calls no admission webhooks",
         Need::InProcessOperator => return deployed_operator(),
         Need::IstioCrds => return crd_missing("authorizationpolicies.security.istio.io", "Istio's CRDs"),
         Need::GatewayApiCrds => return crd_missing("httproutes.gateway.networking.k8s.io", "the Gateway API CRDs"),
     };
-    Some(format!("{reason} (E2E_PROVIDER={})", provider.name()))
+    Some(reason.to_string())
 }
 
 /// Whether an operator Deployment is already in the cluster (read once per test binary).
@@ -240,27 +236,42 @@ where
 }
 
 static LOG_FILE: OnceLock<std::path::PathBuf> = OnceLock::new();
+static LOG_TARGET: OnceLock<(String, bool)> = OnceLock::new();
 
-/// Operator logs to a file (or stderr with `--nocapture`), once, before any test starts one.
-fn init_logs(suite: &str, nocapture: bool) {
+/// Where the operator's logs (`tracing`) go, set up once per test binary when an operator starts
+/// (a suite that installed its own subscriber first keeps it): under this harness to a file, whose
+/// path is printed once and named in every failure (`--nocapture`: stderr) — libtest-mimic does
+/// not capture output as libtest does; elsewhere (libtest) to the test's captured output.
+pub fn init_logs() {
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mesh_provisioner=info,mesh_operator=info"))
     };
-    if nocapture {
+    let Some((suite, nocapture)) = LOG_TARGET.get() else {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter()).with_test_writer().try_init();
+        return;
+    };
+    if *nocapture {
         let _ = tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr).try_init();
+        return;
+    }
+    if LOG_FILE.get().is_some() {
         return;
     }
     let path = std::env::temp_dir().join(format!("mesh-e2e-{suite}-{}.log", std::process::id()));
     match std::fs::File::create(&path) {
         Ok(file) => {
-            let _ = tracing_subscriber::fmt()
+            let installed = tracing_subscriber::fmt()
                 .with_env_filter(filter())
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(file))
                 .try_init();
-            eprintln!("e2e {suite}: operator logs in {}", path.display());
-            let _ = LOG_FILE.set(path);
+            if installed.is_ok() {
+                eprintln!("e2e {suite}: operator logs in {}", path.display());
+                let _ = LOG_FILE.set(path);
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
         }
         Err(e) => eprintln!("e2e {suite}: no log file {}: {e}", path.display()),
     }

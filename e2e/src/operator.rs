@@ -63,10 +63,8 @@ pub fn test_settings(resync: Duration) -> Settings {
 impl OperatorHandle {
     /// Starts the controller (installing the CRD if needed).
     pub async fn start(client: Client, settings: Settings) -> OperatorHandle {
-        // Operator logs on stderr (shown for failing tests); RUST_LOG overrides.
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mesh_provisioner=info,mesh_operator=info"));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        // Operator logs to a file per suite (see harness::init_logs); RUST_LOG overrides.
+        crate::harness::init_logs();
         mesh_operator::controller::ensure_crd(&client, true).await.expect("MeshInstallation CRD installs");
         Self::spawn(client, settings)
     }

@@ -43,7 +43,8 @@ impl Write for Buffer {
         if let Ok(mut buffer) = self.0.lock() {
             buffer.extend_from_slice(bytes);
         }
-        std::io::stderr().write(bytes)
+        // Not echoed: the e2e harness does not capture output, and debug logs would flood it.
+        Ok(bytes.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
