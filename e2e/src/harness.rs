@@ -103,14 +103,23 @@ pub fn skip(reason: impl Into<String>) -> ! {
 }
 
 /// Runs a suite: the `main` of every `harness = false` test binary.
-pub fn run(suite: &str, tests: Vec<Test>) -> ExitCode {
+pub fn run(suite: &str, mut tests: Vec<Test>) -> ExitCode {
     let args = Arguments::from_args();
+    // In name order, as libtest starts them (suites that serialise on a lock keep their order).
+    tests.sort_by_key(|test| test.name);
     let _ = LOG_TARGET.set((suite.to_string(), args.nocapture));
     let trials = tests
         .into_iter()
         .map(|test| Trial::ignorable_test(test.name, move || run_one(test.needs, test.body)))
         .collect();
-    libtest_mimic::run(&args, trials).exit_code()
+    let conclusion = libtest_mimic::run(&args, trials);
+    // The operator's logs are kept for failures only.
+    if !conclusion.has_failed()
+        && let Some(path) = LOG_FILE.get()
+    {
+        let _ = std::fs::remove_file(path);
+    }
+    conclusion.exit_code()
 }
 
 fn run_one(needs: &'static [Need], body: fn() -> Pin<Box<dyn Future<Output = ()>>>) -> Result<Completion, Failed> {

@@ -75,8 +75,10 @@ async fn ingress_nginx_with_ingress_backend_and_a_renewed_edge_certificate() {
     let available = controller.status.and_then(|s| s.conditions).unwrap_or_default();
     assert!(available.iter().any(|c| c.type_ == "Available" && c.status == "True"), "controller not Available");
     let pod_spec = controller.spec.expect("spec").template.spec.expect("pod spec");
-    let selector = &mi.spec.ingress.as_ref().expect("ingress").nginx.node_selector;
-    assert_eq!(pod_spec.node_selector.unwrap_or_default(), *selector, "the controller runs where the spec says");
+    let selector = pod_spec.node_selector.unwrap_or_default();
+    for (key, value) in &mi.spec.ingress.as_ref().expect("ingress").nginx.node_selector {
+        assert_eq!(selector.get(key), Some(value), "the controller runs where the spec says: {selector:?}");
+    }
 
     let classes: Api<IngressClass> = Api::all(client.clone());
     assert_eq!(
