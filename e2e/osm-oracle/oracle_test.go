@@ -250,6 +250,58 @@ spec:
 	expect(t, result, requests, "all", "none", "none", "none")
 }
 
+// routesFromRules ignores a rule's kind: a TCPRoute rule with matches, named after an
+// HTTPRouteGroup, grants those matches as HTTP routes. With no TCPRoute of that name the
+// TrafficTarget has no L4 grant, so its own source is closed out, yet its route can come first
+// and deny another TrafficTarget's source on an overlapping match.
+func TestTCPRouteRuleMatchesAreHTTPRoutes(t *testing.T) {
+	yaml := `---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: routes, namespace: app}
+spec:
+  matches:
+  - {name: items, pathRegex: "/items/.*", methods: ["GET"]}
+  - {name: any-item, pathRegex: "/items/.*"}
+` + target("a", []string{"client-a"}, "  - {kind: HTTPRouteGroup, name: routes, matches: [items]}\n") +
+		target("b", []string{"client-b"}, "  - {kind: TCPRoute, name: routes, matches: [any-item]}\n")
+	requests := []Request{get("client-a", "/items/1"), get("client-b", "/items/1")}
+	result := evaluate(t, yaml, requests)
+	expect(t, result, requests, "some", "none")
+	found := false
+	for _, v := range result.Destinations[0].variants {
+		for _, r := range v.RouteConfigs[0].VirtualHosts[0].Routes {
+			for _, p := range r.Principals {
+				found = found || strings.Contains(p, "client-b")
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no HTTP route carries client-b: the TCPRoute rule's matches were not granted as routes")
+	}
+}
+
+// `headers: []` unmarshals to an empty map, a missing `headers` to a nil map: reflect.DeepEqual
+// tells them apart, so MergeRules does not merge the two routes and the first one decides.
+func TestEmptyHeadersListIsNotMerged(t *testing.T) {
+	group := func(second string) string {
+		return `---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: routes, namespace: app}
+spec:
+  matches:
+  - {name: plain, pathRegex: "/report", methods: ["GET"]}
+  - {name: other, pathRegex: "/report", methods: ["GET"]` + second + `}
+`
+	}
+	targets := target("a", []string{"client-a"}, "  - {kind: HTTPRouteGroup, name: routes, matches: [plain]}\n") +
+		target("b", []string{"client-b"}, "  - {kind: HTTPRouteGroup, name: routes, matches: [other]}\n")
+	requests := []Request{get("client-a", "/report"), get("client-b", "/report")}
+	expect(t, evaluate(t, group("")+targets, requests), requests, "all", "all")
+	expect(t, evaluate(t, group(", headers: []")+targets, requests), requests, "some", "some")
+}
+
 // The article's own policies, as a smoke test of a bigger input.
 func TestShadowedFixtureFile(t *testing.T) {
 	f, err := os.Open("testdata/shadowed.yaml")
