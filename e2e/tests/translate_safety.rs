@@ -122,7 +122,6 @@ fn translation_error(mi: &MeshInstallation) -> Option<String> {
     }
 }
 
-#[tokio::test]
 async fn foreign_workloads_are_denied_and_an_error_keeps_the_previous_output() {
     let Some(cluster) = TestCluster::get() else { return };
     let client: Client = cluster.client().await;
@@ -280,4 +279,8 @@ async fn foreign_workloads_are_denied_and_an_error_keeps_the_previous_output() {
     })
     .await;
     operator.stop().await;
+}
+
+mesh_e2e::e2e_main! {
+    foreign_workloads_are_denied_and_an_error_keeps_the_previous_output: [ArmEmulator, InProcessOperator, IstioCrds, GatewayApiCrds],
 }
