@@ -134,6 +134,13 @@ async fn enable_osm(client: &kube::Client, policy: &str) -> Result<(), String> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in mesh_crds::generate::osm_crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
+        // A previous installation's teardown may still be deleting it: applying now would only
+        // touch an object about to vanish. Wait (the operation is retried) as AKS's add-on
+        // manager, which reconciles until its objects exist, effectively does.
+        let existing = crds.get_opt(&name).await.map_err(|e| format!("reading CRD {name}: {e}"))?;
+        if existing.is_some_and(|c| c.metadata.deletion_timestamp.is_some()) {
+            return Err(format!("CRD {name} is still being deleted"));
+        }
         let value = serde_json::to_value(&crd).map_err(|e| e.to_string())?;
         apply(&crds, &name, &value).await?;
     }
