@@ -360,6 +360,10 @@ async fn a_stale_operation_url_expires_and_the_cluster_is_read_again_without_a_s
     // Every poll of the stored operation is answered 404 (as ARM does once it forgot it).
     let gone = FaultKind::Status { status: 404, code: "NotFound".into(), retry_after: None };
     emulator.inject("GET", "/operations/", gone, 100);
+    // The operation outlives the three failed polls: when the operator gives up on its URL, the
+    // cluster already says "enabled" but is still Updating, and the add-on's objects are not there
+    // yet. Taking that for done would wait for CRDs no event announces.
+    emulator.set_operation_duration(Duration::from_secs(15));
     let operator =
         OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
             .await;

@@ -195,7 +195,9 @@ async fn run_step(
                 release_stuck_crds(ctx, &name).await?;
                 return Ok(false);
             }
-            super::azure::teardown_leftovers(mi, ctx).await?;
+            if !super::azure::teardown_leftovers(mi, ctx).await? {
+                return Ok(false);
+            }
             delete_created_namespaces(ctx, applier, &name, Component::Mesh).await
         }
         Step::Namespaces => {
@@ -318,11 +320,13 @@ where
         tracing::info!(%kind, name, "left in place: it does not call the control plane in {namespace}");
         return Ok(());
     }
-    delete_named::<K>(ctx, name).await
+    delete_named::<K>(ctx, name).await?;
+    Ok(())
 }
 
-/// Deletes a cluster-scoped object by name; a missing one is fine.
-pub(super) async fn delete_named<K>(ctx: &Context, name: &str) -> Result<()>
+/// Deletes a cluster-scoped object by name; a missing one is fine. True when it is gone, false
+/// while it is still being deleted (finalizers).
+pub(super) async fn delete_named<K>(ctx: &Context, name: &str) -> Result<bool>
 where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
         + Clone
@@ -331,8 +335,8 @@ where
 {
     let api: Api<K> = Api::all(ctx.client.clone());
     match api.delete(name, &Default::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Ok(deleted) => Ok(deleted.is_right()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(true),
         Err(error) => Err(Error::kube(format!("deleting {} {name}", ApiResource::erase::<K>(&()).kind))(error)),
     }
 }

@@ -84,7 +84,12 @@ pub async fn update(
     for attempt in 0..MAX_ETAG_ATTEMPTS {
         let mut current = get(client, cluster).await?;
         if !mutate(&mut current) {
-            return Ok(WriteOutcome::NoChange);
+            // Our change may be what is still running (its operation URL lost or expired): the
+            // add-on's objects appear only when that operation ends.
+            return Ok(match current.properties.provisioning_state.as_deref() {
+                Some(state) if current.is_busy() => WriteOutcome::InFlight(state.to_string()),
+                _ => WriteOutcome::NoChange,
+            });
         }
         if current.is_busy() {
             return Err(ArmError::Response {

@@ -264,6 +264,9 @@ pub struct Started {
 pub enum WriteOutcome {
     /// Nothing had to change; no write was made.
     NoChange,
+    /// The resource already says what we want, but an operation is still running on it (e.g. one
+    /// whose polling URL was lost): not done until that operation ends. No write was made.
+    InFlight(String),
     /// The write completed synchronously.
     Done,
     /// The write started a long-running operation.

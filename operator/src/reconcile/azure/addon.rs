@@ -69,6 +69,10 @@ pub(super) async fn ensure_cluster(
     }
     match aks::update(client, cluster, what, mutate).await {
         Ok(WriteOutcome::NoChange | WriteOutcome::Done) => Ok(Ok(Ensure::Done)),
+        Ok(WriteOutcome::InFlight(state)) => Ok(Ok(Ensure::InProgress(
+            STALE_POLL_RETRY,
+            format!("{what} on {}: the change is made, the cluster is still {state}", cluster.id()),
+        ))),
         Ok(WriteOutcome::Started(started)) => {
             journal.start(op_name, &cluster.id(), &started);
             journal.persist(ctx, mi).await?;

@@ -84,8 +84,12 @@ pub(super) async fn migrate(
                 }
             },
             "DeleteOsmCrds" => {
-                delete_osm_crds(ctx).await?;
-                true
+                let gone = delete_osm_crds(ctx).await?;
+                if !gone {
+                    // Their instances go first; look again shortly.
+                    findings.wait(Duration::from_secs(1));
+                }
+                gone
             }
             _ => {
                 findings.outcome.mesh_prerequisites_met = true;

@@ -18,15 +18,19 @@ pub async fn delete_addon_webhooks(ctx: &Context) -> Result<()> {
     crate::reconcile::teardown::delete_named::<MutatingWebhookConfiguration>(ctx, osm::names::AKS_ADDON_WEBHOOK)
         .await?;
     crate::reconcile::teardown::delete_named::<ValidatingWebhookConfiguration>(ctx, osm::names::AKS_ADDON_VALIDATOR)
-        .await
+        .await?;
+    Ok(())
 }
 
-/// Deletes the 10 OSM/SMI CRDs by their correct names.
-pub async fn delete_osm_crds(ctx: &Context) -> Result<()> {
+/// Deletes the 10 OSM/SMI CRDs by their correct names. True once all of them are gone: a CRD
+/// deletes its instances first, and an installation applied meanwhile (or the add-on's manager)
+/// would otherwise write CRDs that are about to vanish.
+pub async fn delete_osm_crds(ctx: &Context) -> Result<bool> {
+    let mut all_gone = true;
     for name in mesh_crds::generate::osm_crd_names() {
-        crate::reconcile::teardown::delete_named::<CustomResourceDefinition>(ctx, &name).await?;
+        all_gone &= crate::reconcile::teardown::delete_named::<CustomResourceDefinition>(ctx, &name).await?;
     }
-    Ok(())
+    Ok(all_gone)
 }
 
 /// Teardown, before the control plane's objects are deleted: disables the add-on (resuming a
@@ -77,13 +81,13 @@ pub async fn teardown_addon(mi: &MeshInstallation, ctx: &Context) -> Result<bool
 }
 
 /// Teardown, after the control plane's objects are deleted: the 10 OSM/SMI CRDs the AKS OSM
-/// add-on leaves behind.
-pub async fn teardown_leftovers(mi: &MeshInstallation, ctx: &Context) -> Result<()> {
+/// add-on leaves behind. True once they are gone.
+pub async fn teardown_leftovers(mi: &MeshInstallation, ctx: &Context) -> Result<bool> {
     // With the Azure step skipped the add-on still runs, and these CRDs are its own.
     if mi.spec.mesh.provider == MeshProvider::AksAddon && !skips_azure_teardown(mi) {
-        delete_osm_crds(ctx).await?;
+        return delete_osm_crds(ctx).await;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Annotation that lets a teardown blocked in Azure (no credential, 401/403) finish without its
