@@ -15,6 +15,8 @@ pub enum Target {
     MeshRevisions,
     /// The container registry (importImage).
     Registry,
+    /// A role assignment on the registry (`spec.registry.attach`).
+    RoleAssignment,
 }
 
 /// Whether to retry.
@@ -93,6 +95,15 @@ pub enum ArmError {
         /// The one the operator manages.
         managed: String,
     },
+    /// An import's target tag exists (ACR refused a `NoForce` import) and holds, or may hold,
+    /// another image than the one the spec asks for.
+    #[error("{operation}: {message}")]
+    ImageTagConflict {
+        /// What was being done.
+        operation: String,
+        /// Which tag, what it holds as far as known, which source the spec asks for.
+        message: String,
+    },
     /// The client could not be set up (bad endpoint, unreadable CA, credential options).
     #[error("{context}: {message}")]
     Config {
@@ -140,6 +151,8 @@ impl ArmError {
         match self {
             ArmError::Response { status, code, target, .. } => match status {
                 408 | 429 | 500..=599 => ErrorClass::Retryable,
+                // A kubelet identity just created may not have reached the directory yet.
+                400 if *target == Target::RoleAssignment && code == "PrincipalNotFound" => ErrorClass::Retryable,
                 // A NoForce import onto an existing tag does not resolve itself.
                 409 if *target == Target::Registry => ErrorClass::Fatal,
                 409 => ErrorClass::Retryable,
@@ -159,7 +172,8 @@ impl ArmError {
             ArmError::Credential { .. }
             | ArmError::Config { .. }
             | ArmError::Decode { .. }
-            | ArmError::ClusterNotManaged { .. } => ErrorClass::Fatal,
+            | ArmError::ClusterNotManaged { .. }
+            | ArmError::ImageTagConflict { .. } => ErrorClass::Fatal,
             ArmError::Transport { .. } => ErrorClass::Retryable,
         }
     }
@@ -189,6 +203,7 @@ impl ArmError {
             ArmError::Decode { .. } => "UnexpectedArmResponse",
             ArmError::Config { .. } => "AzureConfigInvalid",
             ArmError::ClusterNotManaged { .. } => "ClusterNotManaged",
+            ArmError::ImageTagConflict { .. } => "ImageTagConflict",
         };
         let cleaned: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
         if cleaned.is_empty() || !cleaned.starts_with(|c: char| c.is_ascii_alphabetic()) {
@@ -237,6 +252,12 @@ impl ArmError {
             }
             (Some(403), Some(Target::MeshRevisions)) => {
                 Some("the operator's identity needs read access (e.g. 'Reader') on the subscription")
+            }
+            (Some(403), Some(Target::RoleAssignment)) => Some(
+                "spec.registry.attach: the operator's identity needs Microsoft.Authorization/roleAssignments/write and /delete on the registry, e.g. the role 'Role Based Access Control Administrator' on the registry with a condition allowing only AcrPull (7f951dda-4ed3-4680-a7ca-43fe172d538d) — or run `az aks update --attach-acr` yourself and set attach to false",
+            ),
+            (Some(404), Some(Target::RoleAssignment)) => {
+                Some("check spec.registry.acr and spec.registry.resourceGroup (and spec.azure.subscriptionId)")
             }
             (Some(404), Some(Target::Registry)) => {
                 Some("check spec.registry.acr and spec.registry.resourceGroup (and spec.azure.subscriptionId)")
@@ -293,6 +314,29 @@ mod tests {
         };
         assert!(failed("InternalOperationError").is_retryable());
         assert!(!failed("InvalidParameter").is_retryable());
+    }
+
+    #[test]
+    fn a_forbidden_role_assignment_names_the_permission_and_a_new_principal_is_retried() {
+        let error = |status: u16, code: &str| ArmError::Response {
+            operation: "granting AcrPull".into(),
+            target: Target::RoleAssignment,
+            status,
+            code: code.into(),
+            message: "m".into(),
+            retry_after: None,
+        };
+        let forbidden = error(403, "AuthorizationFailed");
+        assert!(!forbidden.is_retryable());
+        let message = forbidden.condition_message();
+        for part in ["roleAssignments/write", "Role Based Access Control Administrator", "AcrPull", "attach to false"] {
+            assert!(message.contains(part), "{part:?} in {message}");
+        }
+        assert!(error(400, "PrincipalNotFound").is_retryable(), "a kubelet identity not yet replicated");
+        assert!(!error(400, "InvalidRoleAssignmentId").is_retryable());
+        let conflict = ArmError::ImageTagConflict { operation: "importing".into(), message: "tag t".into() };
+        assert!(!conflict.is_retryable());
+        assert_eq!(conflict.code(), "ImageTagConflict");
     }
 
     #[test]

@@ -149,6 +149,12 @@ impl ManagedCluster {
         true
     }
 
+    /// The object ID of the kubelet's managed identity
+    /// (`properties.identityProfile.kubeletidentity.objectId`), which pulls the nodes' images.
+    pub fn kubelet_object_id(&self) -> Option<&str> {
+        self.properties.rest.get("identityProfile")?.get("kubeletidentity")?.get("objectId")?.as_str()
+    }
+
     /// The running Kubernetes version (`currentKubernetesVersion`, else `kubernetesVersion`).
     pub fn kubernetes_version(&self) -> Option<&str> {
         self.properties.current_kubernetes_version.as_deref().or(self.properties.kubernetes_version.as_deref())
@@ -237,6 +243,39 @@ pub struct ImportSource {
     pub registry_uri: Option<String>,
     /// `repo:tag` or `repo@sha256:…` within the source registry.
     pub source_image: String,
+}
+
+/// `Microsoft.Authorization/roleAssignments` (what we send and read).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignment {
+    /// ARM ID (read only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The assignment's GUID name (read only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Properties.
+    #[serde(default)]
+    pub properties: RoleAssignmentProperties,
+}
+
+/// `properties` of a role assignment.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignmentProperties {
+    /// `/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}`.
+    #[serde(default)]
+    pub role_definition_id: String,
+    /// Object ID of the principal.
+    #[serde(default)]
+    pub principal_id: String,
+    /// `ServicePrincipal`, `User`, `Group`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_type: Option<String>,
+    /// Everything else (scope, condition, createdOn, …), read only.
+    #[serde(flatten, skip_serializing)]
+    pub rest: Map<String, Value>,
 }
 
 /// The body of an `Azure-AsyncOperation` status.
