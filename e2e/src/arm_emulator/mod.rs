@@ -7,6 +7,10 @@
 //! - `meshRevisionProfiles` of a location;
 //! - `importImage` (api-version 2023-07-01) answering `202` + `Location`, polled until no longer 202;
 //!   `NoForce` onto an existing tag is refused;
+//! - `roleAssignments` on a registry (api-version 2022-04-01) PUT/GET/DELETE: a GUID name, 409
+//!   `RoleAssignmentExists` for the same principal, role and scope under another name (naming the
+//!   existing one, as ARM does), 403 when the caller may not write them;
+//! - the kubelet identity in a managed cluster's `properties.identityProfile.kubeletidentity`;
 //! - ARM error bodies `{"error": {"code", "message"}}`, 401 without a token it issued;
 //! - a Microsoft Entra token endpoint (`/{tenant}/oauth2/v2.0/token`, client credentials) for the
 //!   client-secret credential.
@@ -23,6 +27,7 @@
 //! as AKS does. Enabling Istio creates `aks-istio-system` and an `istiod-<revision>` Deployment.
 
 mod aks;
+mod roles;
 mod server;
 pub mod tls;
 
@@ -38,6 +43,9 @@ pub const TENANT_ID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 pub const CLIENT_ID: &str = "3f0c2b8e-1d4e-4a7b-9c3f-000000000001";
 /// Its secret.
 pub const CLIENT_SECRET: &str = "emulator-secret-value-do-not-log";
+
+/// Object ID of the kubelet identity of every emulated cluster.
+pub const KUBELET_OBJECT_ID: &str = "5a8e1c3f-7b2d-4e6a-9f01-23456789abcd";
 
 /// One request as the emulator saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,6 +139,9 @@ pub(crate) struct State {
     operations: HashMap<String, Operation>,
     tokens: BTreeSet<String>,
     principals: HashMap<String, String>,
+    /// Role assignments by lowercased ARM ID: (principalId, roleDefinitionId).
+    role_assignments: BTreeMap<String, (String, String)>,
+    forbid_role_assignments: bool,
     faults: Vec<Fault>,
     seen: Vec<Seen>,
     revisions: Value,
@@ -246,6 +257,11 @@ impl ArmEmulator {
                 "agentPoolProfiles": [{"name": "agentpool", "count": 3, "vmSize": "Standard_DS2_v2", "mode": "System", "osType": "Linux"}],
                 "addonProfiles": {"azureKeyvaultSecretsProvider": {"enabled": false, "config": null}},
                 "servicePrincipalProfile": {"clientId": "msi"},
+                "identityProfile": {"kubeletidentity": {
+                    "resourceId": format!("/subscriptions/{subscription}/resourceGroups/MC_{resource_group}_{name}_{location}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool"),
+                    "clientId": "0c9d6e2a-1b3f-4c5d-8e7f-000000000002",
+                    "objectId": KUBELET_OBJECT_ID,
+                }},
                 "networkProfile": {"networkPlugin": "azure", "loadBalancerSku": "standard"},
             }
         });
@@ -285,6 +301,36 @@ impl ArmEmulator {
     pub fn registry_tags(&self, subscription: &str, resource_group: &str, name: &str) -> BTreeSet<String> {
         let id = lower(&registry_id(subscription, resource_group, name));
         self.with(|s| s.registries.get(&id).map(|r| r.tags.clone()).unwrap_or_default())
+    }
+
+    /// Puts a tag into a registry as someone else would (`docker push`), without counting a request.
+    pub fn push_tag(&self, subscription: &str, resource_group: &str, name: &str, tag: &str) {
+        let id = lower(&registry_id(subscription, resource_group, name));
+        self.with(|s| {
+            if let Some(r) = s.registries.get_mut(&id) {
+                r.tags.insert(tag.to_string());
+            }
+        });
+    }
+
+    /// Adds a role assignment as someone else would (e.g. `az aks update --attach-acr`), without
+    /// counting a request.
+    pub fn add_role_assignment(&self, scope: &str, name: &str, principal_id: &str, role_guid: &str) {
+        let id = lower(&format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"));
+        let subscription = scope.split('/').nth(2).unwrap_or_default().to_string();
+        let role =
+            format!("/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}");
+        self.with(|s| s.role_assignments.insert(id, (principal_id.to_string(), role)));
+    }
+
+    /// Role assignments: lowercased ARM ID → (principalId, roleDefinitionId).
+    pub fn role_assignments(&self) -> BTreeMap<String, (String, String)> {
+        self.with(|s| s.role_assignments.clone())
+    }
+
+    /// Makes role-assignment writes answer 403 AuthorizationFailed (the identity may not assign roles).
+    pub fn forbid_role_assignments(&self, forbidden: bool) {
+        self.with(|s| s.forbid_role_assignments = forbidden);
     }
 
     /// The stored managed cluster.
@@ -365,7 +411,7 @@ impl ArmEmulator {
     }
 
     /// Requests by `METHOD kind`, with kinds `token`, `managedCluster`, `meshRevisionProfiles`,
-    /// `clusterOperation`, `importImage`, `importOperation`.
+    /// `clusterOperation`, `importImage`, `importOperation`, `roleAssignment`.
     pub fn counts(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
         for seen in self.requests() {
@@ -405,6 +451,8 @@ pub fn path_kind(path: &str) -> &'static str {
     let p = path.to_ascii_lowercase();
     if p.ends_with("/oauth2/v2.0/token") {
         "token"
+    } else if p.contains("/providers/microsoft.authorization/roleassignments/") {
+        "roleAssignment"
     } else if p.contains("/managedclusters/") {
         "managedCluster"
     } else if p.ends_with("/meshrevisionprofiles") {

@@ -52,18 +52,18 @@ pub(crate) async fn serve(
     }
 }
 
-enum Reply {
+pub(crate) enum Reply {
     Drop,
     Answer(u16, Vec<(String, String)>, Value),
     /// Exactly these status, headers and body bytes (fault injection of arbitrary answers).
     Raw(u16, Vec<(String, String)>, Vec<u8>),
 }
 
-fn answer(status: u16, body: Value) -> Reply {
+pub(crate) fn answer(status: u16, body: Value) -> Reply {
     Reply::Answer(status, Vec::new(), body)
 }
 
-fn arm_error(status: u16, code: &str, message: &str) -> Reply {
+pub(crate) fn arm_error(status: u16, code: &str, message: &str) -> Reply {
     answer(status, json!({"error": {"code": code, "message": message}}))
 }
 
@@ -316,6 +316,26 @@ fn route(
                 ),
             },
         },
+        (
+            "GET" | "PUT" | "DELETE",
+            [
+                "subscriptions",
+                _,
+                "resourcegroups",
+                _,
+                "providers",
+                "microsoft.containerregistry",
+                "registries",
+                _,
+                "providers",
+                "microsoft.authorization",
+                "roleassignments",
+                name,
+            ],
+        ) => {
+            let scope_len = path.len() - "/providers/Microsoft.Authorization/roleAssignments/".len() - name.len();
+            super::roles::role_assignment(s, method, &path[..scope_len], name, body)
+        }
         _ => {
             arm_error(404, "InvalidResourceType", &format!("The resource type could not be found for {method} {path}."))
         }
