@@ -331,6 +331,9 @@ pub async fn update(ctx: &Context, mi: &MeshInstallation, progress: &Progress) -
     if let Some(step) = &progress.azure.migration_step {
         new.osm_migration_step = step.clone();
     }
+    if let Some(assignment) = &progress.azure.acr_pull_assignment {
+        new.acr_pull_assignment = assignment.clone();
+    }
     if new == old {
         return Ok(false);
     }

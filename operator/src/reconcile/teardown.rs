@@ -201,6 +201,11 @@ async fn run_step(
             delete_created_namespaces(ctx, applier, &name, Component::Mesh).await
         }
         Step::Namespaces => {
+            // Pull rights go once nothing of ours pulls any more, and after the add-on step, whose
+            // status writes would otherwise put back the record of a removed assignment.
+            if !super::azure::teardown_acr_pull(mi, ctx).await? {
+                return Ok(false);
+            }
             if spec.teardown.delete_namespaces {
                 delete_created_namespaces(ctx, applier, &name, Component::Namespaces).await
             } else {

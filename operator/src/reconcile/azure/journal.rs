@@ -1,6 +1,6 @@
 //! The status this step updates as it goes, persisted at once when an operation starts.
 
-use mesh_crds::{AzureOperation, MeshInstallation, MeshInstallationStatus};
+use mesh_crds::{AzureOperation, MeshInstallation, MeshInstallationStatus, RoleAssignmentStatus};
 use mesh_provisioner::azure::Started;
 
 use super::*;
@@ -77,6 +77,13 @@ impl Journal {
         }
     }
 
+    pub(super) fn set_acr_pull(&mut self, assignment: Option<RoleAssignmentStatus>) {
+        if self.status.acr_pull_assignment != assignment {
+            self.status.acr_pull_assignment = assignment;
+            self.dirty = true;
+        }
+    }
+
     pub(super) fn step(&self) -> Option<&str> {
         self.status.osm_migration_step.as_deref()
     }
@@ -102,5 +109,6 @@ impl Journal {
         progress.operations = Some(self.status.azure_operations);
         progress.imported_images = Some(self.status.imported_images);
         progress.migration_step = Some(self.status.osm_migration_step);
+        progress.acr_pull_assignment = Some(self.status.acr_pull_assignment);
     }
 }

@@ -19,14 +19,18 @@ use mesh_crds::{AzureOperation, MeshInstallation, MeshProvider, condition_type a
 use mesh_provisioner::azure::ArmError;
 
 mod addon;
+mod attach;
 mod images;
 mod journal;
+mod ledger;
 mod migration;
 mod state;
 mod teardown;
 
 #[allow(clippy::wildcard_imports)]
 use self::{addon::*, images::*, journal::*, migration::*};
+pub use attach::{FORBIDDEN_REASON as ACR_PULL_FORBIDDEN, teardown_acr_pull};
+pub use ledger::LEDGER as IMPORT_LEDGER;
 pub use migration::dependency_order;
 pub use state::AzureState;
 pub use teardown::{
@@ -100,6 +104,8 @@ pub struct AzureProgress {
     pub imported_images: Option<Vec<String>>,
     /// `status.osmMigrationStep`, when this step ran.
     pub migration_step: Option<Option<String>>,
+    /// `status.acrPullAssignment`, when this step ran.
+    pub acr_pull_assignment: Option<Option<mesh_crds::RoleAssignmentStatus>>,
 }
 
 /// Whether the installation talks to Azure at all.
@@ -175,7 +181,10 @@ pub async fn converge_azure(mi: &MeshInstallation, ctx: &Context, progress: &mut
                     findings.progress.images =
                         Some(ConditionUpdate { type_: ct::IMAGES_IMPORTED, ..error_condition(ct::MESH_READY, error) });
                 }
-                _ => images(mi, ctx, &client, azure, &mut journal, &mut findings).await?,
+                _ => {
+                    images(mi, ctx, &client, azure, &mut journal, &mut findings).await?;
+                    attach::attach(mi, ctx, &client, azure, &mut journal, &mut findings).await?;
+                }
             }
         }
         Err(error) => {

@@ -102,9 +102,9 @@ pub fn skips_azure_teardown(mi: &MeshInstallation) -> bool {
 
 /// A teardown that cannot go on without a person: says so in a Degraded condition naming the
 /// problem and the way out, and returns the error (the finalizer stays; the reconcile backs off).
-async fn blocked(ctx: &Context, mi: &MeshInstallation, what: &str, error: ArmError) -> Error {
+pub(super) async fn blocked(ctx: &Context, mi: &MeshInstallation, what: &str, error: ArmError) -> Error {
     let message = format!(
-        "teardown is blocked {what}: {}; fix that, or annotate this MeshInstallation with {SKIP_AZURE_TEARDOWN}=true to finish the teardown without the Azure step (the add-on then stays enabled in Azure)",
+        "teardown is blocked {what}: {}; fix that, or annotate this MeshInstallation with {SKIP_AZURE_TEARDOWN}=true to finish the teardown without the Azure step (what it would remove then stays in Azure)",
         error.condition_message()
     );
     let update = crate::reconcile::degraded("AzureTeardownBlocked", message);
@@ -112,6 +112,17 @@ async fn blocked(ctx: &Context, mi: &MeshInstallation, what: &str, error: ArmErr
         tracing::warn!(installation = %mi.name_any(), "could not report the blocked teardown: {write}");
     }
     Error::Azure(Box::new(error))
+}
+
+/// Removes `status.acrPullAssignment` from the stored status (the rest kept).
+pub(super) async fn clear_acr_pull(ctx: &Context, mi: &MeshInstallation) -> Result<()> {
+    let api: Api<MeshInstallation> = Api::all(ctx.client.clone());
+    let latest = api.get(&mi.name_any()).await.map_err(Error::kube("reading MeshInstallation"))?;
+    let mut current = latest.status.unwrap_or_default();
+    if current.acr_pull_assignment.take().is_none() {
+        return Ok(());
+    }
+    status::write(ctx, mi, &current).await
 }
 
 /// Replaces one condition in the stored status (others and the rest of the status kept).
