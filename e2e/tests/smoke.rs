@@ -74,6 +74,24 @@ async fn samples_are_admitted_and_invalid_samples_rejected_with_their_message() 
     assert!(checked >= 10, "only {checked} invalid samples were checked");
 }
 
+/// The installations `meshctl status` is tested on (operator/src/meshctl/testdata) are ones the
+/// API server admits: a display test of an installation nobody can create proves little.
+async fn meshctl_status_fixtures_are_admitted() {
+    let Some(cluster) = TestCluster::get() else { return };
+    let client = cluster.client().await;
+    mesh_operator::controller::ensure_crd(&client, true).await.expect("CRD installs");
+    let api: Api<MeshInstallation> = Api::all(client);
+    let dry_run = PostParams { dry_run: true, ..Default::default() };
+    let fixtures = yaml_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../operator/src/meshctl/testdata"));
+    assert!(fixtures.len() >= 2, "fixtures: {fixtures:?}");
+    for path in fixtures {
+        let mut object = MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("read")).expect("parse");
+        object.metadata.generation = None;
+        object.status = None;
+        api.create(&dry_run, &object).await.unwrap_or_else(|e| panic!("{} was rejected: {e}", path.display()));
+    }
+}
+
 async fn a_deployment_becomes_available_and_its_service_gets_endpoints() {
     let Some(cluster) = TestCluster::get() else { return };
     let client = cluster.client().await;
@@ -199,6 +217,7 @@ async fn gateway_api_crds_validate_routes() {
 }
 
 mesh_e2e::e2e_main! {
+    meshctl_status_fixtures_are_admitted: [],
     samples_are_admitted_and_invalid_samples_rejected_with_their_message: [],
     a_deployment_becomes_available_and_its_service_gets_endpoints: [SimulatedPods],
     owned_objects_are_garbage_collected_and_deleted_namespaces_disappear: [],
