@@ -64,6 +64,11 @@ read -r passed failed ignored < <(grep -E '^test result:' "$log" |
 listed=$(grep -cE '^test .* \.\.\. ignored' "$log" || true)
 oks=$(grep -cE '^test .* \.\.\. ok$' "$log" || true)
 echo "=== totals: $passed passed, $failed failed, $ignored ignored (skipped)"
+# The old idiom — print SKIP and return — counts a skipped test as passed: refused.
+if grep -E '^SKIP' "$log"; then
+  echo "a test printed SKIP and returned (counted as passed): declare a Need instead (e2e/src/harness.rs)" >&2
+  exit 1
+fi
 if [ "$listed" != "$ignored" ] || [ "$oks" != "$passed" ]; then
   echo "summary mismatch: $listed tests listed as ignored vs $ignored counted, $oks listed ok vs $passed counted" >&2
   exit 1

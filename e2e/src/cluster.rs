@@ -113,8 +113,9 @@ impl TestCluster {
         match result {
             Ok(cluster) => Some(cluster),
             Err(reason) if reason.starts_with("SKIP:") => {
-                eprintln!("{reason}");
-                crate::harness::skip(reason.trim_start_matches("SKIP:").trim())
+                let reason = reason.trim_start_matches("SKIP:").trim();
+                eprintln!("e2e: no cluster: {reason}");
+                crate::harness::skip(reason)
             }
             Err(reason) => panic!("test cluster: {reason}"),
         }
