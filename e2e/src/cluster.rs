@@ -62,12 +62,15 @@ pub struct TestCluster {
 static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 static CLUSTER_WITH_WEBHOOKS: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 static CLUSTER_AUDITED: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+static CLUSTER_AS_BY_HAND: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 
 /// What the local control plane is started with.
 #[derive(Clone, Copy, Default)]
 struct Options {
     admission_webhooks: bool,
     audit: bool,
+    /// `localcluster`'s own defaults for webhooks, as the README's manual steps start it.
+    as_by_hand: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -92,13 +95,23 @@ impl TestCluster {
         Self::unwrap(CLUSTER.get_or_init(|| TestCluster::start(Options::default())))
     }
 
-    /// Like [`TestCluster::get`], but the local control plane calls admission webhooks. No webhook
-    /// server runs on simulated nodes, so every call fails fast (on loopback), as a webhook whose
-    /// backend is down does: for tests of what a broken webhook does to a cluster.
+    /// Like [`TestCluster::get`], but the local control plane calls admission webhooks: real pods
+    /// serve theirs; a webhook whose Service has only simulated pods fails fast (on loopback), as
+    /// a webhook whose backend is down does (`--simulated-webhooks=refuse`): for tests of what a
+    /// broken webhook does to a cluster.
     pub fn get_with_admission_webhooks() -> Option<&'static TestCluster> {
         Self::unwrap(
             CLUSTER_WITH_WEBHOOKS
                 .get_or_init(|| TestCluster::start(Options { admission_webhooks: true, ..Default::default() })),
+        )
+    }
+
+    /// The local control plane as the README's manual steps start it (`localcluster`'s defaults):
+    /// admission webhooks on, real pods serving theirs, and webhooks whose Service has only
+    /// simulated pods answered "allowed" by the local control plane (`--simulated-webhooks=admit`).
+    pub fn get_as_by_hand() -> Option<&'static TestCluster> {
+        Self::unwrap(
+            CLUSTER_AS_BY_HAND.get_or_init(|| TestCluster::start(Options { as_by_hand: true, ..Default::default() })),
         )
     }
 
@@ -200,10 +213,11 @@ pub fn build_local() -> Result<PathBuf, String> {
 fn start_local(options: Options) -> Result<TestCluster, String> {
     let binary = build_local()?;
     let workdir = std::env::temp_dir().join(format!(
-        "mesh-e2e-{}-{}{}",
+        "mesh-e2e-{}-{}{}{}",
         std::process::id(),
         u8::from(options.admission_webhooks),
-        u8::from(options.audit)
+        u8::from(options.audit),
+        u8::from(options.as_by_hand)
     ));
     std::fs::create_dir_all(&workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
     let kubeconfig = workdir.join("kubeconfig");
@@ -218,8 +232,13 @@ fn start_local(options: Options) -> Result<TestCluster, String> {
         .map_err(|e| format!("creating {}: {e}", log.display()))?;
     let started = Instant::now();
     let mut command = Command::new(&binary);
+    // Unless a suite asks for them, webhooks are not called (their configurations are stored):
+    // suites keep the behaviour they were written for. With them, a webhook backed only by
+    // simulated pods fails fast, as one whose backend is down does.
     if options.admission_webhooks {
-        command.arg("--admission-webhooks");
+        command.arg("--admission-webhooks").arg("--simulated-webhooks=refuse");
+    } else if !options.as_by_hand {
+        command.arg("--admission-webhooks=false");
     }
     let audit_log = if options.audit {
         let (log, args) = crate::audit::apiserver_args(&workdir)?;

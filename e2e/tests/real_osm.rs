@@ -1,19 +1,33 @@
 //! The bookstore on OSM v1.2.4's **real** control plane: osm-bootstrap, osm-controller and
 //! osm-injector built from OSM's Go module (`e2e/osm/`, `make osm-images`) run under runc on the
 //! local control plane, with the flags, environment, RBAC, MeshConfig, CA Secret and webhook
-//! configurations the operator gives them. The sidecars and the bookstore apps stay simulated
-//! (Envoy's image is not local).
+//! configurations the operator gives them, on the local control plane as the README's manual steps
+//! start it (`localcluster`'s defaults: admission webhooks on).
 //!
 //! What it shows: the three become Ready through their own probes; the controller and injector
-//! create their webhook configurations; osm-controller logs no error; its debug server shows the
-//! access policies and the split weights of the spec (after 50/50 and 0/100), as OSM parsed them;
-//! teardown leaves nothing OSM recreates.
+//! create their webhook configurations; the real injector injects every bookstore pod (OSM's
+//! `envoy` sidecar, `osm-init` init container, `osm-proxy-uuid` label); the real validator admits
+//! our IngressBackend and TrafficTargets and rejects what OSM rejects (so it was called); no OSM
+//! component logs an error; the controller's debug server shows the access policies and the split
+//! weights of the spec (after 50/50 and 0/100), as OSM parsed them; teardown stops the control
+//! plane before deleting what it writes, and nothing comes back.
+//!
+//! What stays simulated: the injected pods (the Envoy and `openservicemesh/init` images are not in
+//! the local store, so after injection those pods are simulated by kwok), and ingress-nginx, whose
+//! controller needs nginx itself. ingress-nginx's admission webhook (failurePolicy Fail) is
+//! therefore answered by the local control plane in its simulated pod's place: "allowed", with a
+//! warning, using the serving certificate that pod mounts (`--simulated-webhooks=admit`, the
+//! default, documented in `e2e/cluster/README.md`). Building ingress-nginx's controller would need
+//! nginx and its Lua modules in the image; a suite without admission webhooks would not show the
+//! injection. The local control plane's log names each such answer; this suite checks the Ingress
+//! got one.
 
 use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mesh_crds::{ConditionStatus, MeshInstallation};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
@@ -163,9 +177,109 @@ async fn error_lines(pods: &Api<Pod>, pod: &str) -> Vec<String> {
         .collect()
 }
 
+/// The namespaces the bookstore sample enrols, whose every pod the injector must have injected.
+const ENROLLED_APP_NAMESPACES: [&str; 4] = ["bookbuyer", "bookthief", "bookstore", "bookwarehouse"];
+
+/// Waits until every pod of the enrolled namespaces carries what OSM's injector adds; returns how
+/// many pods that is. Their Envoy and init images are not local, so they are simulated (asserted).
+async fn wait_injected(client: &Client) -> usize {
+    wait::until("every bookstore pod injected by osm-injector", CONVERGE, || async {
+        let mut count = 0;
+        for namespace in ENROLLED_APP_NAMESPACES {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            let list = pods.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+            if list.items.is_empty() {
+                return Err(format!("no pods in {namespace} yet"));
+            }
+            for pod in list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+                let spec = pod.spec.as_ref().ok_or("no spec")?;
+                let containers: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+                let inits: Vec<&str> =
+                    spec.init_containers.iter().flatten().map(|c| c.name.as_str()).collect();
+                let uuid = pod.labels().get("osm-proxy-uuid");
+                if !containers.contains(&"envoy") || !inits.contains(&"osm-init") || uuid.is_none() {
+                    return Err(format!(
+                        "{namespace}/{}: containers {containers:?}, init containers {inits:?}, osm-proxy-uuid {uuid:?}",
+                        pod.name_any()
+                    ));
+                }
+                let runtime = pod.annotations().get(RUNTIME_ANNOTATION).map(String::as_str);
+                assert_eq!(runtime, Some("kwok"), "{namespace}/{}: Envoy's image is not local", pod.name_any());
+                count += 1;
+            }
+        }
+        Ok(count)
+    })
+    .await
+}
+
+fn ingress_backend_resource() -> ApiResource {
+    ApiResource {
+        group: "policy.openservicemesh.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "policy.openservicemesh.io/v1alpha1".into(),
+        kind: "IngressBackend".into(),
+        plural: "ingressbackends".into(),
+    }
+}
+
+fn traffic_target_resource() -> ApiResource {
+    ApiResource {
+        group: "access.smi-spec.io".into(),
+        version: "v1alpha3".into(),
+        api_version: "access.smi-spec.io/v1alpha3".into(),
+        kind: "TrafficTarget".into(),
+        plural: "traffictargets".into(),
+    }
+}
+
+/// Re-submits a live object (server-side dry run, so admission webhooks run) and returns the
+/// API server's answer.
+async fn dry_run_replace(api: &Api<DynamicObject>, object: &DynamicObject) -> Result<(), String> {
+    let mut object = object.clone();
+    object.metadata.managed_fields = None;
+    let params = PostParams { dry_run: true, ..Default::default() };
+    api.replace(&object.name_any(), &params, &object).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// The osm-validator's verdict on our IngressBackend and TrafficTargets (admitted), and on
+/// variants OSM rejects (rejected with OSM's own message, so the webhook was really called).
+async fn check_validator(client: &Client) {
+    let backends: Api<DynamicObject> = Api::namespaced_with(client.clone(), "bookstore", &ingress_backend_resource());
+    let ours = backends.list(&ListParams::default()).await.expect("IngressBackends");
+    assert!(!ours.items.is_empty(), "the sample's IngressBackend");
+    for backend in &ours.items {
+        dry_run_replace(&backends, backend).await.unwrap_or_else(|e| panic!("{}: {e}", backend.name_any()));
+        let mut duplicated = backend.clone();
+        let list = duplicated.data["spec"]["backends"].as_array_mut().expect("backends");
+        list.push(list[0].clone());
+        let refused = dry_run_replace(&backends, &duplicated).await.expect_err("OSM refuses duplicate backends");
+        assert!(refused.contains("Duplicate backends detected"), "{refused}");
+    }
+    let targets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "bookstore", &traffic_target_resource());
+    let ours = targets.list(&ListParams::default()).await.expect("TrafficTargets");
+    assert!(ours.items.len() >= 2, "the sample's TrafficTargets in bookstore");
+    for target in &ours.items {
+        dry_run_replace(&targets, target).await.unwrap_or_else(|e| panic!("{}: {e}", target.name_any()));
+        let mut elsewhere = target.clone();
+        elsewhere.data["spec"]["destination"]["namespace"] = json!("bookbuyer");
+        let refused = dry_run_replace(&targets, &elsewhere).await.expect_err("OSM refuses a foreign destination");
+        assert!(refused.contains("must match spec.Destination.Namespace"), "{refused}");
+    }
+}
+
+/// Lines of the local control plane's log (next to its data dir) that name `needle`.
+fn cluster_log_lines(cluster: &TestCluster, needle: &str) -> Vec<String> {
+    let Some(log) = cluster.data_dir.as_ref().and_then(|d| d.parent()).map(|d| d.join("cluster.log")) else {
+        return Vec::new();
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    text.lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
+}
+
 async fn bookstore_on_the_real_osm_control_plane() {
     use_store_with_osm_images();
-    let Some(cluster) = TestCluster::get() else { return };
+    let Some(cluster) = TestCluster::get_as_by_hand() else { return };
     let client = cluster.client().await;
     let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
     let mut mi = sample("bookstore.yaml");
@@ -196,6 +310,17 @@ async fn bookstore_on_the_real_osm_control_plane() {
     .await;
     let service = validator.webhooks.as_ref().and_then(|w| w[0].client_config.service.clone()).expect("service");
     assert_eq!((service.namespace.as_str(), service.name.as_str()), (NAMESPACE, "osm-validator"));
+
+    // The real injector injected every bookstore pod (the operator starts the apps only once it is
+    // Available); the real validator admits our objects and rejects what OSM rejects.
+    let injected = wait_injected(&client).await;
+    eprintln!("{injected} bookstore pods injected by the real osm-injector (simulated afterwards: Envoy's image is not local)");
+    check_validator(&client).await;
+    // ingress-nginx's webhook (failurePolicy Fail, simulated pod) was answered by the local control plane.
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), "bookstore");
+    assert!(!ingresses.list(&ListParams::default()).await.expect("ingresses").items.is_empty());
+    let answered = cluster_log_lines(cluster, "simulated webhook: admitted without a check");
+    assert!(answered.iter().any(|l| l.contains("Ingress bookstore/")), "ingress-nginx's webhook answers: {answered:?}");
 
     // What OSM would enforce, from osm-controller's debug server (a MeshConfig field the spec
     // does not control, so the operator leaves it to us).
@@ -255,7 +380,8 @@ async fn bookstore_on_the_real_osm_control_plane() {
     .await;
 
     // Nothing we created made OSM log an error.
-    for pod in [&controller, &injector] {
+    let bootstrap = real_ready_pod(&pods, "osm-bootstrap").await.name_any();
+    for pod in [&controller, &injector, &bootstrap] {
         let errors = error_lines(&pods, pod).await;
         assert!(errors.is_empty(), "{pod} logged errors:\n{}", errors.join("\n"));
     }
@@ -263,6 +389,13 @@ async fn bookstore_on_the_real_osm_control_plane() {
     // Teardown: nothing OSM creates at run time comes back once the installation is gone.
     delete_and_wait_gone(&client, "bookstore").await;
     tokio::time::sleep(Duration::from_secs(10)).await;
+    let meshconfig = meshconfigs.get_opt("osm-mesh-config").await; // an error once its CRD is gone
+    assert!(!matches!(meshconfig, Ok(Some(_))), "osm-bootstrap recreated the MeshConfig");
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    for name in mesh_crds::generate::osm_crd_names() {
+        assert!(crds.get_opt(&name).await.expect("get").is_none(), "{name} came back");
+    }
     assert!(mutating.get_opt("osm-webhook-osm").await.expect("get").is_none(), "the injector's webhook came back");
     assert!(validating.get_opt("osm-validator-mesh-osm").await.expect("get").is_none(), "the validator came back");
     let left = pods.list(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(0);

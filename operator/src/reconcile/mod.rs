@@ -265,6 +265,10 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
         }
         let objects: Vec<&Desired> = built.objects.iter().filter(|d| d.component == component).collect();
         if component == Component::Apps {
+            if let Some(why) = workloads::injector_pending(ctx, spec) {
+                progress.waiting(component, &why);
+                continue;
+            }
             workloads::apply_apps(applier, spec, &objects, &mut progress).await;
             continue;
         }

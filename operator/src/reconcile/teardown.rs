@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::api::{ApiResource, ListParams, Patch, PatchParams, ResourceExt};
 use kube::runtime::controller::Action;
@@ -171,6 +171,14 @@ async fn run_step(
             if !spec.teardown.uninstall_mesh {
                 return Ok(true);
             }
+            // OSM's components write what is deleted next (osm-bootstrap creates `osm-mesh-config`
+            // from its preset when it starts and replaces the CRDs' specs; the injector and the
+            // controller register their webhooks): stop them first, and delete the rest only once
+            // their pods are gone. Not when another installation runs the same mesh (it takes them over).
+            let self_hosted = spec.mesh.provider == mesh_crds::MeshProvider::SelfHosted;
+            if self_hosted && !claims.shares_mesh(spec) && !control_plane_stopped(ctx, applier, spec).await? {
+                return Ok(false);
+            }
             // Webhooks the OSM control plane registers itself at run time (so they carry OSM's
             // labels, not ours): deleted only when they call our control plane, and no other
             // installation runs the same mesh.
@@ -213,6 +221,27 @@ async fn run_step(
             }
         }
     }
+}
+
+/// Deletes the control plane's Deployments; true once they and their pods are gone.
+async fn control_plane_stopped(
+    ctx: &Context,
+    applier: &Applier,
+    spec: &mesh_crds::MeshInstallationSpec,
+) -> Result<bool> {
+    let remaining = applier.delete_all(Component::Mesh, &ApiResource::erase::<Deployment>(&())).await?;
+    let namespace = spec.mesh.control_plane_namespace();
+    let components = [osm::names::BOOTSTRAP, osm::names::CONTROLLER, osm::names::INJECTOR];
+    let selector = format!("app in ({})", components.join(","));
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), namespace)
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::kube(format!("listing the OSM control plane's pods in {namespace}")))?;
+    if !pods.items.is_empty() {
+        let names: Vec<String> = pods.items.iter().map(ResourceExt::name_any).collect();
+        tracing::info!("teardown: waiting for OSM's control-plane pods to stop: {names:?}");
+    }
+    Ok(remaining == 0 && pods.items.is_empty())
 }
 
 /// How long a deleted CRD of ours may stay Terminating before we look at why.

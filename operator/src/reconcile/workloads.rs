@@ -55,6 +55,19 @@ pub async fn apply_apps(
     }
 }
 
+/// Why the apps must wait for a self-hosted OSM's sidecar injector, if they must. The injector
+/// creates its MutatingWebhookConfiguration when it starts, so a pod created before it is Available
+/// runs without a sidecar (and outside the mesh) until someone restarts it: `osm install` users
+/// deploy their apps after the control plane is up; the operator waits the same way.
+pub fn injector_pending(ctx: &Context, spec: &mesh_crds::MeshInstallationSpec) -> Option<String> {
+    if spec.mesh.provider != mesh_crds::MeshProvider::SelfHosted || spec.apps.is_empty() {
+        return None;
+    }
+    let namespace = spec.mesh.control_plane_namespace();
+    let (ready, why) = super::observe::workload_ready(ctx, "Deployment", namespace, mesh_provisioner::osm::names::INJECTOR);
+    (!ready).then(|| format!("waiting for OSM's sidecar injector (pods started before it run without a sidecar): {why}"))
+}
+
 /// Prometheus scrape annotations `osm metrics enable` puts on pods that already run a sidecar
 /// (new pods get them from the injector, which reads the namespace annotation).
 const SCRAPE_ANNOTATIONS: [(&str, &str); 3] =

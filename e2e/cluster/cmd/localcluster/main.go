@@ -70,6 +70,7 @@ type options struct {
 	gatewayVersion    string
 	noGateway         bool
 	admissionWebhooks bool
+	simulatedWebhooks string
 	kwokBin           string
 	controllers       string
 	logFile           string
@@ -99,7 +100,8 @@ func main() {
 	fs.StringVar(&o.gatewayCRDs, "gateway-api-crds", "", "directory of Gateway API CRD YAML (default: config/crd/standard of sigs.k8s.io/gateway-api@<--gateway-api-version> in the Go module cache)")
 	fs.StringVar(&o.gatewayVersion, "gateway-api-version", "v1.5.1", "sigs.k8s.io/gateway-api module version whose standard CRDs are installed")
 	fs.BoolVar(&o.noGateway, "no-gateway-api", false, "do not install Gateway API CRDs")
-	fs.BoolVar(&o.admissionWebhooks, "admission-webhooks", false, "call admission webhooks (they fail fast: no webhook server runs on simulated nodes); off by default")
+	fs.BoolVar(&o.admissionWebhooks, "admission-webhooks", true, "call admission webhooks (real pods serve them; see --simulated-webhooks for simulated ones); --admission-webhooks=false stores webhook configurations without calling them")
+	fs.StringVar(&o.simulatedWebhooks, "simulated-webhooks", simulatedWebhooksAdmit, "webhooks whose Service has only simulated pods: admit (localcluster answers allowed, with a warning, using the serving certificate the pod mounts) or refuse (the call fails; the webhook's failurePolicy decides)")
 	fs.StringVar(&o.kwokBin, "kwok-bin", "", "kwok binary (default: 'kwok' next to this executable, then $PATH)")
 	fs.StringVar(&o.controllers, "controllers", defaultControllers, "kube-controller-manager --controllers")
 	fs.StringVar(&o.logFile, "log-file", "", "write all component logs to this file (default: <data-dir>/localcluster.log)")
@@ -162,9 +164,8 @@ type cluster struct {
 	removeOnce sync.Once
 }
 
-// disabledAdmission lists the admission plugins to turn off. Pods never run on kwok nodes, so no
-// webhook server can answer; unless asked for, the webhook plugins are off (webhook
-// configurations are still stored and validated).
+// disabledAdmission lists the admission plugins to turn off: the webhook plugins only with
+// --admission-webhooks=false (webhook configurations are then still stored and validated).
 func disabledAdmission(webhooks bool) string {
 	plugins := "TaintNodesByCondition"
 	if !webhooks {
@@ -183,6 +184,14 @@ func run(o options) int {
 		return 1
 	}
 	c.proxy = proxy
+	switch o.simulatedWebhooks {
+	case simulatedWebhooksAdmit:
+		proxy.admitSimulated = true
+	case simulatedWebhooksRefuse:
+	default:
+		fmt.Fprintf(os.Stderr, "localcluster: --simulated-webhooks must be admit or refuse, not %q\n", o.simulatedWebhooks)
+		return 1
+	}
 
 	if c.dataDir, err = prepareDataDir(o.dataDir); err != nil {
 		fmt.Fprintf(os.Stderr, "localcluster: data dir: %v\n", err)

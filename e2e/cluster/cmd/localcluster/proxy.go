@@ -30,6 +30,8 @@ import (
 type connectProxy struct {
 	l      net.Listener
 	runner atomic.Pointer[runner]
+	// admitSimulated: answer webhook calls for Services backed only by simulated pods (simwebhook.go).
+	admitSimulated bool
 }
 
 // startConnectProxy binds the proxy and points the process's proxy variables
@@ -67,6 +69,16 @@ func (cp *connectProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
 	conn, err := cp.dial(ctx, host, port)
 	cancel()
+	if err != nil && req.Method == http.MethodConnect && cp.admitSimulated {
+		if r := cp.runner.Load(); r != nil {
+			if cert, pod, ok := r.simulatedWebhookCert(host); ok {
+				if client, ok := hijackTunnel(w); ok {
+					serveSimulatedWebhook(client, cert, host, pod)
+				}
+				return
+			}
+		}
+	}
 	if err != nil {
 		klog.V(2).InfoS("proxy: refused", "method", req.Method, "host", req.Host, "url", req.URL.String(), "reason", err)
 		http.Error(w, err.Error(), http.StatusBadGateway)
@@ -109,6 +121,30 @@ func (cp *connectProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
 }
+
+// hijackTunnel answers a CONNECT with 200 and returns the client's side of the
+// tunnel (with whatever it already sent).
+func hijackTunnel(w http.ResponseWriter) (net.Conn, bool) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "hijack not supported", http.StatusInternalServerError)
+		return nil, false
+	}
+	client, buf, err := hj.Hijack()
+	if err != nil {
+		return nil, false
+	}
+	_, _ = client.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n"))
+	return &bufferedConn{Conn: client, r: buf.Reader}, true
+}
+
+// bufferedConn reads what the hijacked server had buffered before the connection.
+type bufferedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // dial maps a destination to a real pod or the kubelet endpoint, or refuses.
 func (cp *connectProxy) dial(ctx context.Context, host string, port int) (net.Conn, error) {
