@@ -4,11 +4,11 @@
 //! generates, so a change to a field's doc or schema is always regenerated (`UPDATE_CRDS=1 cargo test -p mesh-crds`).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, CustomResourceSubresources, CustomResourceValidation, JSONSchemaProps,
+    CustomResourceConversion, CustomResourceDefinition,
 };
 use kube::CustomResourceExt;
 
-use crate::{MeshInstallation, osm, smi};
+use crate::MeshInstallation;
 
 /// Label OSM puts on its CRDs.
 const OSM_CRD_LABEL: (&str, &str) = ("app.kubernetes.io/name", "openservicemesh.io");
@@ -39,29 +39,76 @@ pub fn mesh_installation_crd() -> CustomResourceDefinition {
     MeshInstallation::crd()
 }
 
-/// The 10 CRDs OSM v1.2.4 serves, with OSM's names, versions and short names.
+/// OSM v1.2.4's own CRD files, byte for byte as `cmd/osm-bootstrap/crds/` of the Go module
+/// `github.com/openservicemesh/osm@v1.2.4` holds them (`crds/tests/upstream_osm.rs` fails when they
+/// drift): osm-bootstrap replaces the spec of each CRD with these at every start, so anything else
+/// the operator applied would be overwritten and re-applied forever.
+pub const OSM_CRD_FILES: [(&str, &str); 10] = [
+    ("config_meshconfig.yaml", include_str!("../osm-v1.2.4/config_meshconfig.yaml")),
+    ("config_mesh_root_certificate.yaml", include_str!("../osm-v1.2.4/config_mesh_root_certificate.yaml")),
+    ("policy_egress.yaml", include_str!("../osm-v1.2.4/policy_egress.yaml")),
+    ("policy_ingress_backend.yaml", include_str!("../osm-v1.2.4/policy_ingress_backend.yaml")),
+    ("policy_retry.yaml", include_str!("../osm-v1.2.4/policy_retry.yaml")),
+    ("policy_upstream_traffic_setting.yaml", include_str!("../osm-v1.2.4/policy_upstream_traffic_setting.yaml")),
+    ("smi_http_route_group.yaml", include_str!("../osm-v1.2.4/smi_http_route_group.yaml")),
+    ("smi_tcp_route.yaml", include_str!("../osm-v1.2.4/smi_tcp_route.yaml")),
+    ("smi_traffic_access.yaml", include_str!("../osm-v1.2.4/smi_traffic_access.yaml")),
+    ("smi_traffic_split.yaml", include_str!("../osm-v1.2.4/smi_traffic_split.yaml")),
+];
+
+/// The 10 CRDs OSM v1.2.4 serves, exactly as osm-bootstrap writes them: the spec of its own files
+/// read as Go reads YAML ([`as_yaml_1_1`]), with conversion `None` (osm-bootstrap sets it on every
+/// update; the files say so too). The label osm-bootstrap adds (`openservicemesh.io/reconcile`) is
+/// left to it.
 pub fn osm_crds() -> Vec<CustomResourceDefinition> {
-    let mut meshconfig = osm::MeshConfig::crd();
-    add_served_copy_of_version(&mut meshconfig, "v1alpha1");
-    let mut crds = vec![
-        meshconfig,
-        with_status_subresource(osm::MeshRootCertificate::crd()),
-        osm::Egress::crd(),
-        with_status_subresource(osm::IngressBackend::crd()),
-        osm::Retry::crd(),
-        with_status_subresource(osm::UpstreamTrafficSetting::crd()),
-        smi::HTTPRouteGroup::crd(),
-        smi::TCPRoute::crd(),
-        smi::TrafficTarget::crd(),
-        smi::TrafficSplit::crd(),
-    ];
-    for crd in &mut crds {
-        crd.metadata
-            .labels
-            .get_or_insert_with(Default::default)
-            .insert(OSM_CRD_LABEL.0.to_string(), OSM_CRD_LABEL.1.to_string());
-    }
-    crds
+    OSM_CRD_FILES
+        .iter()
+        .map(|(file, text)| {
+            let document = as_yaml_1_1(text.split("\n---\n").nth(1).unwrap_or(text));
+            // The files are part of this crate and checked by tests: a parse failure is a build defect.
+            let mut crd: CustomResourceDefinition =
+                serde_yaml::from_str(&document).unwrap_or_else(|e| panic!("crds/osm-v1.2.4/{file}: {e}"));
+            crd.spec.conversion = Some(CustomResourceConversion { strategy: "None".to_string(), webhook: None });
+            crd.metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert(OSM_CRD_LABEL.0.to_string(), OSM_CRD_LABEL.1.to_string());
+            crd
+        })
+        .collect()
+}
+
+/// OSM reads its CRD files with Go's YAML library (YAML 1.1), where a plain `off`, `on`, `yes`,
+/// `no`, `y` or `n` is a boolean; serde_yaml (YAML 1.2) reads a string. The MeshConfig CRD's
+/// `sidecar.logLevel` enum ends with a plain `off`, so on every OSM cluster that enum holds `false`
+/// (and `logLevel: "off"` is refused): write what osm-bootstrap writes, or the two fight over it.
+/// Only plain list items and plain mapping values are rewritten (what the files use).
+fn as_yaml_1_1(document: &str) -> String {
+    let boolean = |word: &str| match word {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some("true"),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some("false"),
+        _ => None,
+    };
+    let rewrite = |line: &str| -> Option<String> {
+        let content = line.trim_end();
+        let indent = content.len() - content.trim_start().len();
+        let rest = &content[indent..];
+        let (prefix, word) = if let Some(item) = rest.strip_prefix("- ") {
+            match item.split_once(": ") {
+                Some((key, value)) if !key.contains(' ') => (format!("- {key}: "), value),
+                Some(_) => return None,
+                None => ("- ".to_string(), item),
+            }
+        } else {
+            let (key, value) = rest.split_once(": ")?;
+            if key.contains(' ') {
+                return None;
+            }
+            (format!("{key}: "), value)
+        };
+        Some(format!("{}{prefix}{}", &content[..indent], boolean(word.trim())?))
+    };
+    document.lines().map(|line| rewrite(line).unwrap_or_else(|| line.to_string()) + "\n").collect()
 }
 
 /// Names of OSM's CRDs — all ten, including `meshrootcertificates.config.openservicemesh.io`, which
@@ -90,38 +137,14 @@ pub fn to_yaml(crds: &[CustomResourceDefinition]) -> Result<String, GenerateErro
     Ok(out)
 }
 
-/// OSM v1.1+ serves MeshConfig at v1alpha1 too (no conversion): add it as a served, non-storage copy.
-fn add_served_copy_of_version(crd: &mut CustomResourceDefinition, version: &str) {
-    if let Some(storage) = crd.spec.versions.first().cloned() {
-        let mut copy = storage;
-        copy.name = version.to_string();
-        copy.storage = false;
-        copy.served = true;
-        crd.spec.versions.push(copy);
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::as_yaml_1_1;
 
-/// OSM writes status on these kinds; give them a status subresource with a free-form status.
-fn with_status_subresource(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
-    for version in &mut crd.spec.versions {
-        version.subresources = Some(CustomResourceSubresources {
-            status: Some(
-                k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresourceStatus(
-                    serde_json::Value::Object(Default::default()),
-                ),
-            ),
-            ..Default::default()
-        });
-        if let Some(CustomResourceValidation { open_api_v3_schema: Some(schema) }) = version.schema.as_mut() {
-            schema.properties.get_or_insert_with(Default::default).insert(
-                "status".to_string(),
-                JSONSchemaProps {
-                    type_: Some("object".to_string()),
-                    x_kubernetes_preserve_unknown_fields: Some(true),
-                    ..Default::default()
-                },
-            );
-        }
+    #[test]
+    fn plain_yaml_1_1_booleans_become_booleans_and_nothing_else_changes() {
+        let input = "enum:\n  - off\n  - 'off'\n  - offset\nflag: on\n- name: No\ndescription: turn it on or - no\nkey: \"yes\"\n";
+        let expected = "enum:\n  - false\n  - 'off'\n  - offset\nflag: true\n- name: false\ndescription: turn it on or - no\nkey: \"yes\"\n";
+        assert_eq!(as_yaml_1_1(input), expected);
     }
-    crd
 }

@@ -40,6 +40,8 @@ const NAMESPACE: &str = "osm-system";
 const CONVERGE: Duration = Duration::from_secs(300);
 const RUNTIME_ANNOTATION: &str = "localcluster.meshoperator.dev/runtime";
 const PORTS_ANNOTATION: &str = "localcluster.meshoperator.dev/ports";
+/// The operator's resync period here: short, so "steady means zero writes" is seen over a few.
+const RESYNC: Duration = Duration::from_secs(3);
 /// The controller's debug server (MeshConfig `observability.enableDebugServer`).
 const DEBUG_PORT: u16 = 9092;
 
@@ -194,8 +196,7 @@ async fn wait_injected(client: &Client) -> usize {
             for pod in list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
                 let spec = pod.spec.as_ref().ok_or("no spec")?;
                 let containers: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
-                let inits: Vec<&str> =
-                    spec.init_containers.iter().flatten().map(|c| c.name.as_str()).collect();
+                let inits: Vec<&str> = spec.init_containers.iter().flatten().map(|c| c.name.as_str()).collect();
                 let uuid = pod.labels().get("osm-proxy-uuid");
                 if !containers.contains(&"envoy") || !inits.contains(&"osm-init") || uuid.is_none() {
                     return Err(format!(
@@ -268,6 +269,15 @@ async fn check_validator(client: &Client) {
     }
 }
 
+/// `meshoperator_api_writes_total` of the MeshInstallation controller so far.
+fn api_writes(operator: &OperatorHandle) -> u64 {
+    let text = operator.metrics.render();
+    text.lines()
+        .filter(|l| l.starts_with("meshoperator_api_writes_total{") && l.contains("controller=\"meshinstallation\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// Lines of the local control plane's log (next to its data dir) that name `needle`.
 fn cluster_log_lines(cluster: &TestCluster, needle: &str) -> Vec<String> {
     let Some(log) = cluster.data_dir.as_ref().and_then(|d| d.parent()).map(|d| d.join("cluster.log")) else {
@@ -281,7 +291,7 @@ async fn bookstore_on_the_real_osm_control_plane() {
     use_store_with_osm_images();
     let Some(cluster) = TestCluster::get_as_by_hand() else { return };
     let client = cluster.client().await;
-    let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
+    let operator = OperatorHandle::start(client.clone(), test_settings(RESYNC)).await;
     let mut mi = sample("bookstore.yaml");
     apply(&client, &mi).await;
     wait_ready(&client, "bookstore").await;
@@ -314,7 +324,9 @@ async fn bookstore_on_the_real_osm_control_plane() {
     // The real injector injected every bookstore pod (the operator starts the apps only once it is
     // Available); the real validator admits our objects and rejects what OSM rejects.
     let injected = wait_injected(&client).await;
-    eprintln!("{injected} bookstore pods injected by the real osm-injector (simulated afterwards: Envoy's image is not local)");
+    eprintln!(
+        "{injected} bookstore pods injected by the real osm-injector (simulated afterwards: Envoy's image is not local)"
+    );
     check_validator(&client).await;
     // ingress-nginx's webhook (failurePolicy Fail, simulated pod) was answered by the local control plane.
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), "bookstore");
@@ -379,6 +391,42 @@ async fn bookstore_on_the_real_osm_control_plane() {
     })
     .await;
 
+    // OSM's CRDs have two writers, the operator and osm-bootstrap (which replaces their spec with
+    // its own files at every start): they agree, so a restarted osm-bootstrap changes nothing and
+    // the steady installation makes zero writes.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    let crd_versions = || async {
+        let mut versions = Vec::new();
+        for name in mesh_crds::generate::osm_crd_names() {
+            let crd = crds.get(&name).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+            versions.push((name, crd.metadata.resource_version.unwrap_or_default()));
+        }
+        versions
+    };
+    let old_bootstrap = real_ready_pod(&pods, "osm-bootstrap").await.name_any();
+    let versions_before = crd_versions().await;
+    pods.delete(&old_bootstrap, &Default::default()).await.expect("restart osm-bootstrap");
+    wait::until("a new osm-bootstrap to run for real and be Ready", CONVERGE, || async {
+        let pod = real_ready_pod(&pods, "osm-bootstrap").await;
+        if pod.name_any() == old_bootstrap { Err("the old pod".to_string()) } else { Ok(()) }
+    })
+    .await;
+    let writes_before = api_writes(&operator);
+    tokio::time::sleep(RESYNC * 4).await;
+    assert_eq!(api_writes(&operator), writes_before, "the steady installation wrote (see the operator's log)");
+    let versions_after = crd_versions().await;
+    if versions_after != versions_before {
+        let changed: Vec<_> = versions_after.iter().filter(|v| !versions_before.contains(v)).collect();
+        let mut writers = Vec::new();
+        for (name, _) in &changed {
+            let crd = crds.get(name).await.expect("get");
+            let fields = crd.metadata.managed_fields.unwrap_or_default();
+            writers.push(format!("{name}: {}", serde_json::to_string(&fields).unwrap_or_default()));
+        }
+        panic!("osm-bootstrap and the operator disagree on OSM's CRDs: changed {changed:?}\n{}", writers.join("\n"));
+    }
+
     // Nothing we created made OSM log an error.
     let bootstrap = real_ready_pod(&pods, "osm-bootstrap").await.name_any();
     for pod in [&controller, &injector, &bootstrap] {
@@ -391,8 +439,6 @@ async fn bookstore_on_the_real_osm_control_plane() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let meshconfig = meshconfigs.get_opt("osm-mesh-config").await; // an error once its CRD is gone
     assert!(!matches!(meshconfig, Ok(Some(_))), "osm-bootstrap recreated the MeshConfig");
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
     for name in mesh_crds::generate::osm_crd_names() {
         assert!(crds.get_opt(&name).await.expect("get").is_none(), "{name} came back");
     }

@@ -64,8 +64,10 @@ pub fn injector_pending(ctx: &Context, spec: &mesh_crds::MeshInstallationSpec) -
         return None;
     }
     let namespace = spec.mesh.control_plane_namespace();
-    let (ready, why) = super::observe::workload_ready(ctx, "Deployment", namespace, mesh_provisioner::osm::names::INJECTOR);
-    (!ready).then(|| format!("waiting for OSM's sidecar injector (pods started before it run without a sidecar): {why}"))
+    let (ready, why) =
+        super::observe::workload_ready(ctx, "Deployment", namespace, mesh_provisioner::osm::names::INJECTOR);
+    (!ready)
+        .then(|| format!("waiting for OSM's sidecar injector (pods started before it run without a sidecar): {why}"))
 }
 
 /// Prometheus scrape annotations `osm metrics enable` puts on pods that already run a sidecar
