@@ -33,10 +33,11 @@ cluster:
 oracle:
 	bash e2e/osm-oracle/build.sh $(BIN_DIR) --test
 
-## osm-images: build OSM v1.2.4's control-plane binaries from its Go module into the local image store
-## ($MESH_IMAGE_STORE, default ~/.cache/mesh-operator/images), so its pods run for real (opt-in for now).
+## osm-images: build OSM v1.2.4's control-plane binaries from its Go module (and the chart's curl init
+## image) into the local image store ($MESH_IMAGE_STORE, default ~/.cache/mesh-operator/images), so
+## osm-bootstrap, osm-controller and osm-injector run for real and inject the apps (opt-in for now).
 osm-images:
-	bash e2e/osm/build.sh $(BIN_DIR)
+	bash e2e/osm/build.sh --with-curl $(BIN_DIR)
 
 ## soak: the translation against OSM's own code on many more inputs (OSM_ORACLE_CASES, default 20000; OSM_ORACLE_SEED replays).
 soak: oracle
