@@ -115,6 +115,32 @@ pub fn emulator_settings(mut settings: Settings, emulator: &ArmEmulator) -> Sett
     settings
 }
 
+/// Starts `mi` on the AKS Istio add-on with its ARM calls answered by a new emulator: installs
+/// OSM's SMI CRDs (as the OSM add-on leaves them before a migration), adds the spec's AKS cluster
+/// to the emulator, starts the operator with `settings` and applies `mi` with the emulator's
+/// client secret. Keep the emulator alive as long as the operator.
+pub async fn start_on_emulator(
+    client: &Client,
+    mut mi: MeshInstallation,
+    settings: Settings,
+) -> (ArmEmulator, crate::operator::OperatorHandle) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in mesh_crds::generate::osm_crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(&name, &PatchParams::apply("e2e").force(), &Patch::Apply(&crd)).await.expect("OSM/SMI CRD");
+    }
+    let emulator = ArmEmulator::start(Some(client.clone())).await;
+    let azure = mi.spec.azure.clone().expect("spec.azure");
+    emulator.add_cluster(&azure.subscription_id, &azure.resource_group, &azure.cluster_name, &azure.location, "1.30.4");
+    put_secret(client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    let operator = crate::operator::OperatorHandle::start(client.clone(), emulator_settings(settings, &emulator)).await;
+    with_client_secret(&mut mi, "azure-sp");
+    let api: Api<MeshInstallation> = Api::all(client.clone());
+    api.patch(&mi.name_any(), &PatchParams::apply("e2e").force(), &Patch::Apply(&mi)).await.expect("apply");
+    (emulator, operator)
+}
+
 /// Makes an installation authenticate as the emulator's service principal, whose client secret is
 /// in Secret `secret` of the operator's namespace (see [`put_secret`]).
 pub fn with_client_secret(mi: &mut MeshInstallation, secret: &str) {

@@ -11,9 +11,8 @@ use gateway_api::apis::standard::httproutes::HttpRoute;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use mesh_crds::{MeshInstallation, smi};
-use mesh_e2e::arm_emulator::{self, ArmEmulator};
-use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{emulator_settings, put_secret, with_client_secret};
+use mesh_e2e::operator::test_settings;
+use mesh_e2e::scenario::{delete_and_wait_gone, start_on_emulator};
 use mesh_e2e::{TestCluster, wait};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -67,22 +66,8 @@ async fn existing_smi_objects_are_translated_and_followed() {
     let Some(cluster) = TestCluster::get() else { return };
     let client: Client = cluster.client().await;
     // The SMI CRDs as the OSM add-on leaves them before a migration.
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
-    for crd in mesh_crds::generate::osm_crds() {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        crds.patch(&name, &PatchParams::apply("e2e").force(), &Patch::Apply(&crd)).await.expect("OSM/SMI CRD");
-    }
-    let emulator = ArmEmulator::start(Some(client.clone())).await;
-    emulator.add_cluster("00000000-0000-0000-0000-000000000000", "tl-rg", "tl-cluster", "eastus", "1.30.4");
-    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
-    let mut mi = MeshInstallation::from_yaml(SPEC).expect("spec");
-    with_client_secret(&mut mi, "azure-sp");
-    let api: Api<MeshInstallation> = Api::all(client.clone());
-    api.patch("translate-live", &PatchParams::apply("e2e").force(), &Patch::Apply(&mi)).await.expect("apply");
+    let mi = MeshInstallation::from_yaml(SPEC).expect("spec");
+    let (_emulator, operator) = start_on_emulator(&client, mi, test_settings(Duration::from_secs(300))).await;
 
     // Someone adds a TrafficSplit of their own.
     let splits: Api<smi::TrafficSplit> = Api::namespaced(client.clone(), "tl-shop");
@@ -134,14 +119,7 @@ async fn existing_smi_objects_are_translated_and_followed() {
     })
     .await;
 
-    api.delete("translate-live", &DeleteParams::default()).await.expect("delete");
-    wait::until("translate-live to be gone", TIMEOUT, || async {
-        match api.get_opt("translate-live").await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(_) => Err("still there".into()),
-        }
-    })
-    .await;
+    delete_and_wait_gone(&client, "translate-live").await;
     operator.stop().await;
 }
 

@@ -18,9 +18,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mesh_crds::istio::AuthorizationPolicy;
 use mesh_crds::{ConditionStatus, MeshInstallation, NotificationLevel, smi};
-use mesh_e2e::arm_emulator::{self, ArmEmulator};
-use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{condition, emulator_settings, put_secret, with_client_secret};
+use mesh_e2e::operator::test_settings;
+use mesh_e2e::scenario::{condition, delete_and_wait_gone, start_on_emulator};
 use mesh_e2e::{TestCluster, wait};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -125,20 +124,9 @@ fn translation_error(mi: &MeshInstallation) -> Option<String> {
 async fn foreign_workloads_are_denied_and_an_error_keeps_the_previous_output() {
     let Some(cluster) = TestCluster::get() else { return };
     let client: Client = cluster.client().await;
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
-    for crd in mesh_crds::generate::osm_crds() {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        crds.patch(&name, &PatchParams::apply("e2e").force(), &Patch::Apply(&crd)).await.expect("OSM/SMI CRD");
-    }
-    let emulator = ArmEmulator::start(Some(client.clone())).await;
-    emulator.add_cluster("00000000-0000-0000-0000-000000000000", "ts-rg", "ts-cluster", "eastus", "1.30.4");
-    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
-    let operator = OperatorHandle::start(client.clone(), emulator_settings(test_settings(RESYNC), &emulator)).await;
-    let mut mi = MeshInstallation::from_yaml(SPEC).expect("spec");
-    with_client_secret(&mut mi, "azure-sp");
+    let mi = MeshInstallation::from_yaml(SPEC).expect("spec");
+    let (_emulator, operator) = start_on_emulator(&client, mi, test_settings(RESYNC)).await;
     let api: Api<MeshInstallation> = Api::all(client.clone());
-    api.patch("translate-safety", &PatchParams::apply("e2e").force(), &Patch::Apply(&mi)).await.expect("apply");
     let namespaces: Api<Namespace> = Api::all(client.clone());
     wait::until("the operator to create namespace ts-shop", TIMEOUT, || async {
         namespaces.get_opt(NS).await.map_err(|e| e.to_string())?.map(|_| ()).ok_or("not yet".to_string())
@@ -270,14 +258,7 @@ async fn foreign_workloads_are_denied_and_an_error_keeps_the_previous_output() {
     let after = translated(&client).await.expect("translated objects");
     assert_ne!(after.get("AuthorizationPolicy/web-readers-web"), before.get("AuthorizationPolicy/web-readers-web"));
 
-    api.delete("translate-safety", &DeleteParams::default()).await.expect("delete");
-    wait::until("translate-safety to be gone", TIMEOUT, || async {
-        match api.get_opt("translate-safety").await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(_) => Err("still there".into()),
-        }
-    })
-    .await;
+    delete_and_wait_gone(&client, "translate-safety").await;
     operator.stop().await;
 }
 
