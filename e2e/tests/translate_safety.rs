@@ -65,10 +65,11 @@ fn foreign_deployment(name: &str) -> Deployment {
 
 /// The group: match `read` with `methods`, and match `other` with `other_methods` if given (the
 /// TrafficTargets grant both; a missing match grants nothing, with a WARNING).
-fn routes(methods: &[&str], other_methods: Option<&[&str]>) -> smi::HTTPRouteGroup {
+/// `other`: the path regex and methods of a second match, "other".
+fn routes(methods: &[&str], other: Option<(&str, &[&str])>) -> smi::HTTPRouteGroup {
     let mut matches = vec![serde_json::json!({"name": "read", "pathRegex": "/items/.*", "methods": methods})];
-    if let Some(other) = other_methods {
-        matches.push(serde_json::json!({"name": "other", "pathRegex": "/other", "methods": other}));
+    if let Some((path, other_methods)) = other {
+        matches.push(serde_json::json!({"name": "other", "pathRegex": path, "methods": other_methods}));
     }
     object(serde_json::json!({
         "apiVersion": "specs.smi-spec.io/v1alpha4", "kind": "HTTPRouteGroup",
@@ -208,11 +209,15 @@ async fn foreign_workloads_are_denied_and_an_error_keeps_the_previous_output() {
     })
     .await;
 
-    // (b) web-readers gains an ERROR (match "other": a method regex Istio cannot express) in the
-    // same edit that widens "read" to PUT: its new output differs and must not be written.
+    // (b) web-readers gains an ERROR (match "other": a path that is not a regular expression;
+    // OSM's own CRD admits any string there, while its methods are an enum) in the same edit that
+    // widens "read" to PUT: its new output differs and must not be written.
     let before = translated(&client).await.expect("translated objects");
     assert!(before.contains_key("AuthorizationPolicy/web-readers-web"), "{before:?}");
-    groups.patch("web-routes", &ssa, &Patch::Apply(&routes(&["GET", "PUT"], Some(&["("])))).await.expect("break");
+    groups
+        .patch("web-routes", &ssa, &Patch::Apply(&routes(&["GET", "PUT"], Some(("(", &["GET"])))))
+        .await
+        .expect("break");
     let message = wait::until("Degraded/TranslationError naming web-readers", TIMEOUT, || async {
         let mi = installation(&api).await?;
         translation_error(&mi).filter(|m| m.contains(SOURCE)).ok_or(format!("{:?}", condition(&mi, "Degraded")))
@@ -240,7 +245,10 @@ async fn foreign_workloads_are_denied_and_an_error_keeps_the_previous_output() {
     assert!(!serde_json::to_string(&policy.spec).expect("json").contains("\"PUT\""), "{:?}", policy.spec);
 
     // Fixed: the output follows again (POST added) and the condition clears.
-    groups.patch("web-routes", &ssa, &Patch::Apply(&routes(&["GET", "POST"], Some(&["DELETE"])))).await.expect("fix");
+    groups
+        .patch("web-routes", &ssa, &Patch::Apply(&routes(&["GET", "POST"], Some(("/other", &["DELETE"])))))
+        .await
+        .expect("fix");
     wait::until("web-readers-web to follow the fix", TIMEOUT, || async {
         let policy = policies.get("web-readers-web").await.map_err(|e| e.to_string())?;
         let text = serde_json::to_string(&policy.spec).map_err(|e| e.to_string())?;
