@@ -63,6 +63,7 @@ static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 static CLUSTER_WITH_WEBHOOKS: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 static CLUSTER_AUDITED: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 static CLUSTER_AS_BY_HAND: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+static CLUSTER_WITHOUT_ISTIO: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 
 /// What the local control plane is started with.
 #[derive(Clone, Copy, Default)]
@@ -71,6 +72,8 @@ struct Options {
     audit: bool,
     /// `localcluster`'s own defaults for webhooks, as the README's manual steps start it.
     as_by_hand: bool,
+    /// Leave Istio's CRDs out (`localcluster --no-istio`), as on a cluster without Istio.
+    no_istio: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -120,6 +123,14 @@ impl TestCluster {
     /// only; other providers give `audit_log: None`.
     pub fn get_audited() -> Option<&'static TestCluster> {
         Self::unwrap(CLUSTER_AUDITED.get_or_init(|| TestCluster::start(Options { audit: true, ..Default::default() })))
+    }
+
+    /// Like [`TestCluster::get`], without Istio's CRDs (the local control plane only): a cluster
+    /// that never had Istio, where `security.istio.io` kinds are not served.
+    pub fn get_without_istio() -> Option<&'static TestCluster> {
+        Self::unwrap(
+            CLUSTER_WITHOUT_ISTIO.get_or_init(|| TestCluster::start(Options { no_istio: true, ..Default::default() })),
+        )
     }
 
     fn unwrap(result: &'static Result<TestCluster, String>) -> Option<&'static TestCluster> {
@@ -213,11 +224,12 @@ pub fn build_local() -> Result<PathBuf, String> {
 fn start_local(options: Options) -> Result<TestCluster, String> {
     let binary = build_local()?;
     let workdir = std::env::temp_dir().join(format!(
-        "mesh-e2e-{}-{}{}{}",
+        "mesh-e2e-{}-{}{}{}{}",
         std::process::id(),
         u8::from(options.admission_webhooks),
         u8::from(options.audit),
-        u8::from(options.as_by_hand)
+        u8::from(options.as_by_hand),
+        u8::from(options.no_istio)
     ));
     std::fs::create_dir_all(&workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
     let kubeconfig = workdir.join("kubeconfig");
@@ -239,6 +251,9 @@ fn start_local(options: Options) -> Result<TestCluster, String> {
         command.arg("--admission-webhooks").arg("--simulated-webhooks=refuse");
     } else if !options.as_by_hand {
         command.arg("--admission-webhooks=false");
+    }
+    if options.no_istio {
+        command.arg("--no-istio");
     }
     let audit_log = if options.audit {
         let (log, args) = crate::audit::apiserver_args(&workdir)?;

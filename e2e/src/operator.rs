@@ -132,3 +132,52 @@ impl Drop for OperatorHandle {
         }
     }
 }
+
+/// The log of a test process that runs the operator, captured ([`LogCapture::install`]).
+#[derive(Clone, Default)]
+pub struct LogCapture {
+    lines: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut lines) = self.lines.lock() {
+            lines.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Makes this capture the process's log: call it before the operator starts, in a test
+    /// binary whose tests' own requests log nothing at WARN.
+    pub fn install(&self) -> bool {
+        tracing::dispatcher::set_global_default(self.dispatch()).is_ok()
+    }
+
+    /// A subscriber writing INFO and above of every crate here, without colours.
+    fn dispatch(&self) -> tracing::Dispatch {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::Dispatch::new(subscriber)
+    }
+
+    /// Every line logged so far.
+    pub fn lines(&self) -> Vec<String> {
+        let bytes = self.lines.lock().map(|l| l.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).lines().map(String::from).collect()
+    }
+
+    /// The lines logged at WARN or ERROR.
+    pub fn warnings(&self) -> Vec<String> {
+        self.lines().into_iter().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect()
+    }
+}

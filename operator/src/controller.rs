@@ -113,18 +113,6 @@ async fn elect(
     Ok((rx, known))
 }
 
-/// Built-in API groups: their kinds are always served, so their caches must sync before the
-/// operator is ready. Kinds of CRDs (SMI, OSM, Gateway API, Istio) are left out: their watches
-/// sync only once a reconcile has installed the CRD.
-const BUILT_IN_GROUPS: [&str; 6] = [
-    "",
-    "apps",
-    "rbac.authorization.k8s.io",
-    "networking.k8s.io",
-    "admissionregistration.k8s.io",
-    "apiextensions.k8s.io",
-];
-
 /// Sends `true` on `ready` once the MeshInstallation cache and the caches of the built-in managed
 /// kinds have listed, and leadership is known; says in the log what it is waiting for.
 fn report_readiness(
@@ -146,7 +134,7 @@ fn report_readiness(
         }
         let built_in: Vec<_> = cache
             .kinds()
-            .filter(|k| BUILT_IN_GROUPS.contains(&k.resource.group.as_str()))
+            .filter(|k| mesh_provisioner::apply::served::crd_name(&k.resource).is_none())
             .map(|k| k.resource.clone())
             .collect();
         let mut logged = false;
@@ -244,24 +232,29 @@ fn smi_changes(
     client: &Client,
     installations: kube::runtime::reflector::Store<DeserializeGuard<MeshInstallation>>,
 ) -> impl futures::Stream<Item = ObjectRef<DeserializeGuard<MeshInstallation>>> + Send + 'static {
+    use kube::api::{ApiResource, DynamicObject};
     use kube::runtime::WatchStreamExt;
     use mesh_crds::smi::{HTTPRouteGroup, TCPRoute, TrafficSplit, TrafficTarget};
-    fn touched<K>(client: &Client) -> futures::stream::BoxStream<'static, ()>
-    where
-        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    {
-        watcher(Api::<K>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .touched_objects()
-            .filter_map(|event| async move { event.ok().map(|_| ()) })
-            .boxed()
-    }
-    let events = futures::stream::select_all([
-        touched::<TrafficTarget>(client),
-        touched::<HTTPRouteGroup>(client),
-        touched::<TCPRoute>(client),
-        touched::<TrafficSplit>(client),
-    ]);
+    let kinds = [
+        ApiResource::erase::<TrafficTarget>(&()),
+        ApiResource::erase::<HTTPRouteGroup>(&()),
+        ApiResource::erase::<TCPRoute>(&()),
+        ApiResource::erase::<TrafficSplit>(&()),
+    ];
+    let watch_client = client.clone();
+    // Watched only while the SMI CRDs exist (no 404 retries in the log before they do).
+    let touched = move |resource: &ApiResource| {
+        // Metadata only: the bodies are never read here.
+        watcher(
+            Api::<kube::core::PartialObjectMeta<DynamicObject>>::all_with(watch_client.clone(), resource),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .touched_objects()
+        .filter_map(|event| async move { event.ok().map(|_| ()) })
+        .boxed()
+    };
+    let (_, events) = mesh_provisioner::apply::served::while_served(client, &kinds, touched, |_: &ApiResource| {});
     events.flat_map(move |()| {
         let refs: Vec<ObjectRef<DeserializeGuard<MeshInstallation>>> = installations
             .state()

@@ -52,6 +52,7 @@ pub async fn reconcile(mi: Arc<MeshInstallation>, ctx: Arc<Context>) -> Result<A
         }
     })
     .await
+    .or_else(finalizer_already_gone)
     .map_err(|e| Error::Finalizer(Box::new(e)));
     ctx.metrics.record(result.is_ok(), started.elapsed(), applier.writes());
     if result.is_ok()
@@ -60,6 +61,21 @@ pub async fn reconcile(mi: Arc<MeshInstallation>, ctx: Arc<Context>) -> Result<A
         failures.remove(&name);
     }
     result
+}
+
+/// Removing the finalizer of an object that is already gone is success: a second teardown pass,
+/// queued before the first removed the finalizer, finds nothing left to do and nothing to patch.
+fn finalizer_already_gone(
+    error: kube::runtime::finalizer::Error<Error>,
+) -> std::result::Result<Action, kube::runtime::finalizer::Error<Error>> {
+    use kube::runtime::finalizer::Error as FinalizerError;
+    match error {
+        FinalizerError::RemoveFinalizer(kube::Error::Api(status)) if status.code == 404 => {
+            tracing::debug!("finalizer already gone with its object");
+            Ok(Action::await_change())
+        }
+        other => Err(other),
+    }
 }
 
 /// Error policy: exponential back-off with jitter, capped; one installation's errors never stop the others.

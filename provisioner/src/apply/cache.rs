@@ -1,9 +1,10 @@
 //! Watch-fed caches of every object mesh-operator manages (selected by the managed-by label), so
 //! reconciles compare against memory instead of reading the API server, and so changes to managed
-//! objects trigger a reconcile of their installation.
+//! objects trigger a reconcile of their installation. A kind defined by a CRD is watched only
+//! while its CRD exists ([`super::served`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use futures::{FutureExt, Stream, StreamExt};
 use kube::api::{ApiResource, DynamicObject};
@@ -11,6 +12,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
+use super::served::{self, ServedKinds};
 use crate::labels;
 
 /// A kind the operator writes.
@@ -27,10 +29,14 @@ pub fn kind_key(resource: &ApiResource) -> String {
     format!("{}/{}/{}", resource.group, resource.version, resource.kind)
 }
 
-/// Caches of managed objects, one per kind.
+type Stores = Arc<RwLock<BTreeMap<String, Store<DynamicObject>>>>;
+
+/// Caches of managed objects, one per kind that is served.
 #[derive(Clone, Default)]
 pub struct ManagedCache {
-    stores: BTreeMap<String, (ManagedKind, Store<DynamicObject>)>,
+    kinds: Arc<Vec<ManagedKind>>,
+    stores: Stores,
+    served: ServedKinds,
 }
 
 /// Name of the installation an object belongs to (from its label).
@@ -39,42 +45,59 @@ pub fn installation_of(object: &DynamicObject) -> Option<String> {
 }
 
 impl ManagedCache {
-    /// Starts one watch per kind. The returned stream yields the installation names whose objects
-    /// changed; it also drives the watches, so it must be polled (the controller does).
+    /// Starts one watch per served kind (a CRD kind's once its CRD is Established). The returned
+    /// stream yields the installation names whose objects changed; it also drives the watches,
+    /// so it must be polled (the controller does).
     pub fn start(client: &Client, kinds: &[ManagedKind]) -> (Self, impl Stream<Item = String> + Send + 'static) {
-        let mut stores = BTreeMap::new();
-        let mut streams = Vec::new();
+        let stores: Stores = Arc::default();
         let config = watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE));
-        for kind in kinds {
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
-            let writer = reflector::store::Writer::new(kind.resource.clone());
-            let store = writer.as_reader();
-            let stream = reflector::reflector(writer, watcher(api, config.clone()))
+        let watch_client = client.clone();
+        let started = stores.clone();
+        let start = move |resource: &ApiResource| {
+            let api: Api<DynamicObject> = Api::all_with(watch_client.clone(), resource);
+            let writer = reflector::store::Writer::new(resource.clone());
+            if let Ok(mut stores) = started.write() {
+                stores.insert(kind_key(resource), writer.as_reader());
+            }
+            reflector::reflector(writer, watcher(api, config.clone()))
                 .default_backoff()
                 .touched_objects()
                 .filter_map(|event| async move { event.ok().as_ref().and_then(installation_of) })
-                .boxed();
-            streams.push(stream);
-            stores.insert(kind_key(&kind.resource), (kind.clone(), store));
-        }
-        (ManagedCache { stores }, futures::stream::select_all(streams))
+                .boxed()
+        };
+        let stopped = stores.clone();
+        let stop = move |resource: &ApiResource| {
+            if let Ok(mut stores) = stopped.write() {
+                stores.remove(&kind_key(resource));
+            }
+        };
+        let resources: Vec<ApiResource> = kinds.iter().map(|k| k.resource.clone()).collect();
+        let (served, changes) = served::while_served(client, &resources, start, stop);
+        (ManagedCache { kinds: Arc::new(kinds.to_vec()), stores, served }, changes)
     }
 
-    /// Every cached kind.
+    fn store(&self, resource: &ApiResource) -> Option<Store<DynamicObject>> {
+        self.stores.read().ok()?.get(&kind_key(resource)).cloned()
+    }
+
+    /// Every kind the cache is for (served or not).
     pub fn kinds(&self) -> impl Iterator<Item = &ManagedKind> {
-        self.stores.values().map(|(kind, _)| kind)
+        self.kinds.iter()
+    }
+
+    /// Whether the API server serves the kind now (see [`ServedKinds::served`]).
+    pub fn served(&self, resource: &ApiResource) -> Option<bool> {
+        self.served.served(resource)
     }
 
     /// Whether the kind's watch has listed at least once (its cache can be trusted).
     pub fn is_ready(&self, resource: &ApiResource) -> bool {
-        self.stores
-            .get(&kind_key(resource))
-            .is_some_and(|(_, store)| store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok()))
+        self.store(resource).is_some_and(|store| store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok()))
     }
 
     /// The cached object, if the kind is cached.
     pub fn get(&self, resource: &ApiResource, namespace: Option<&str>, name: &str) -> Option<Arc<DynamicObject>> {
-        let (_, store) = self.stores.get(&kind_key(resource))?;
+        let store = self.store(resource)?;
         let mut key = ObjectRef::<DynamicObject>::new_with(name, resource.clone());
         if let Some(ns) = namespace {
             key = key.within(ns);
@@ -89,7 +112,7 @@ impl ManagedCache {
         installation: &str,
         component: Option<&str>,
     ) -> Vec<Arc<DynamicObject>> {
-        let Some((_, store)) = self.stores.get(&kind_key(resource)) else {
+        let Some(store) = self.store(resource) else {
             return Vec::new();
         };
         store.state_filter(|object| {
@@ -102,6 +125,6 @@ impl ManagedCache {
 
     /// Every cached object of one kind with the managed-by label, across installations.
     pub fn all(&self, resource: &ApiResource) -> Vec<Arc<DynamicObject>> {
-        self.stores.get(&kind_key(resource)).map(|(_, store)| store.state()).unwrap_or_default()
+        self.store(resource).map(|store| store.state()).unwrap_or_default()
     }
 }

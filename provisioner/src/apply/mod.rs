@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod compare;
+pub mod served;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -265,6 +266,10 @@ impl Applier {
         name: &str,
     ) -> Result<Option<String>, ApplyError> {
         let object_ref = reference(resource, namespace, name);
+        // Its CRD is gone: nothing of the kind exists, and asking would only log a WARN.
+        if self.cache.served(resource) == Some(false) {
+            return Ok(None);
+        }
         self.writes.fetch_add(1, Ordering::Relaxed);
         match self.api(resource, namespace).delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(Some(object_ref)),
@@ -283,6 +288,10 @@ impl Applier {
             labels::COMPONENT,
             component.as_str()
         );
+        // The kind is not served (its CRD is gone): nothing of it can remain.
+        if self.cache.served(resource) == Some(false) {
+            return Ok(0);
+        }
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
         let listed = match api.list(&ListParams::default().labels(&selector)).await {
             Ok(list) => list.items,
