@@ -42,8 +42,8 @@ pub fn crd_name(resource: &ApiResource) -> Option<String> {
 struct State {
     /// The CRD watch has listed once: absent means absent.
     synced: bool,
-    /// CRDs that exist and are Established, by name.
-    established: BTreeSet<String>,
+    /// CRDs that exist, by name, and whether each is Established yet.
+    present: BTreeMap<String, bool>,
 }
 
 /// Which kinds the API server serves now, as the CRD watch last saw them.
@@ -54,26 +54,26 @@ pub struct ServedKinds {
 
 impl ServedKinds {
     /// `Some(true)` for built-in kinds and kinds whose CRD is Established, `Some(false)` for a
-    /// kind whose CRD does not exist, `None` while that is not known yet (callers then ask).
+    /// kind whose CRD does not exist, `None` while that is not known (the CRD watch has not
+    /// listed yet, or the CRD exists but is not Established yet): callers then ask.
     pub fn served(&self, resource: &ApiResource) -> Option<bool> {
         let Some(crd) = crd_name(resource) else { return Some(true) };
         let state = self.state.read().ok()?;
-        if state.established.contains(&crd) {
-            Some(true)
-        } else if state.synced {
-            Some(false)
-        } else {
-            None
+        match state.present.get(&crd) {
+            Some(true) => Some(true),
+            Some(false) => None,
+            None if state.synced => Some(false),
+            None => None,
         }
     }
 
-    fn set(&self, crd: &str, established: bool) {
+    /// Records CRD `crd` as present (Established or not yet), or gone (`None`).
+    fn set(&self, crd: &str, established: Option<bool>) {
         if let Ok(mut state) = self.state.write() {
-            if established {
-                state.established.insert(crd.to_string());
-            } else {
-                state.established.remove(crd);
-            }
+            match established {
+                Some(established) => state.present.insert(crd.to_string(), established),
+                None => state.present.remove(crd),
+            };
         }
     }
 
@@ -93,7 +93,7 @@ async fn established(client: Client, name: String, served: ServedKinds) {
     loop {
         match api.get_opt(&name).await {
             Ok(Some(crd)) if is_established(&crd) => {
-                served.set(&name, true);
+                served.set(&name, Some(true));
                 return;
             }
             Ok(_) => {}
@@ -154,6 +154,7 @@ where
         }
         let Some(resources) = self.by_crd.get(crd).cloned() else { return };
         tracing::debug!(crd, "CRD present: watching its kind");
+        self.served.set(crd, Some(false));
         let handles = resources.iter().map(|resource| self.launch(resource, Some(crd.to_string()))).collect();
         self.handles.insert(crd.to_string(), handles);
     }
@@ -162,7 +163,7 @@ where
         let Some(handles) = self.handles.remove(crd) else { return };
         tracing::debug!(crd, "CRD going: no longer watching its kind");
         handles.iter().for_each(AbortHandle::abort);
-        self.served.set(crd, false);
+        self.served.set(crd, None);
         for resource in self.by_crd.get(crd).cloned().unwrap_or_default() {
             (self.stop)(&resource);
         }
@@ -271,9 +272,12 @@ mod tests {
         assert_eq!(served.served(&policy), None);
         served.mark_synced();
         assert_eq!(served.served(&policy), Some(false));
-        served.set("authorizationpolicies.security.istio.io", true);
+        // Present but not Established yet: not known, so callers still ask.
+        served.set("authorizationpolicies.security.istio.io", Some(false));
+        assert_eq!(served.served(&policy), None);
+        served.set("authorizationpolicies.security.istio.io", Some(true));
         assert_eq!(served.served(&policy), Some(true));
-        served.set("authorizationpolicies.security.istio.io", false);
+        served.set("authorizationpolicies.security.istio.io", None);
         assert_eq!(served.served(&policy), Some(false));
     }
 }
