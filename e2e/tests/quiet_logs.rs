@@ -11,7 +11,6 @@ use mesh_e2e::TestCluster;
 use mesh_e2e::operator::{LogCapture, OperatorHandle, test_settings};
 use mesh_e2e::scenario::{self, apply, delete_and_wait_gone, sample, wait_ready};
 
-#[tokio::test]
 async fn a_full_bookstore_scenario_without_istio_logs_no_warning() {
     let Some(cluster) = TestCluster::get_without_istio() else { return };
     let admin = cluster.client().await;
@@ -39,4 +38,8 @@ async fn a_full_bookstore_scenario_without_istio_logs_no_warning() {
     );
     let warnings = log.warnings();
     assert!(warnings.is_empty(), "the operator logged {} warnings:\n{}", warnings.len(), warnings.join("\n"));
+}
+
+mesh_e2e::e2e_main! {
+    a_full_bookstore_scenario_without_istio_logs_no_warning: [SimulatedPods, OwnedCluster, InProcessOperator],
 }
