@@ -92,7 +92,7 @@ pub async fn delete_and_wait_gone(client: &Client, name: &str) {
 pub async fn managed_objects(client: &Client, installation: &str) -> Vec<String> {
     let selector = labels::installation_selector(installation);
     let mut found = Vec::new();
-    for kind in mesh_operator::kinds::all_managed_kinds() {
+    for kind in mesh_provisioner::plan::kinds::all_managed_kinds() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
         if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
             for o in list.items {

@@ -260,7 +260,7 @@ async fn a_steady_installation_makes_zero_writes_over_three_resyncs() {
 async fn versions(client: &Client, installation: &str) -> BTreeMap<String, String> {
     let selector = labels::installation_selector(installation);
     let mut out = BTreeMap::new();
-    for kind in mesh_operator::kinds::all_managed_kinds() {
+    for kind in mesh_provisioner::plan::kinds::all_managed_kinds() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
         if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
             for o in list.items {
@@ -383,7 +383,7 @@ async fn a_foreign_object_is_never_overwritten() {
 async fn end_state(client: &Client, installation: &str) -> BTreeMap<String, serde_json::Value> {
     let selector = labels::installation_selector(installation);
     let mut out = BTreeMap::new();
-    for kind in mesh_operator::kinds::all_managed_kinds() {
+    for kind in mesh_provisioner::plan::kinds::all_managed_kinds() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
         let Ok(list) = api.list(&ListParams::default().labels(&selector)).await else { continue };
         for object in list.items {

@@ -190,7 +190,7 @@ async fn metrics_and_meshctl_during_the_self_hosted_bookstore() {
     let rows = namespaces::list(&client, Some("osm")).await.expect("namespace list");
     // The spec's namespaces plus the ingress controller's (monitored, not injected), as the operator enrols them.
     let mut expected: Vec<(String, String, String, String, String)> =
-        mesh_operator::reconcile::build::enrolled_namespaces(&mi.spec)
+        mesh_provisioner::plan::enrolled_namespaces(&mi.spec)
             .iter()
             .map(|n| {
                 (

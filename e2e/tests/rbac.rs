@@ -156,7 +156,7 @@ fn ready(mi: &MeshInstallation) -> Result<(), String> {
 async fn labelled_objects(admin: &Client, installation: &str) -> Vec<String> {
     let selector = labels::installation_selector(installation);
     let mut found = Vec::new();
-    for kind in mesh_operator::kinds::all_managed_kinds() {
+    for kind in mesh_provisioner::plan::kinds::all_managed_kinds() {
         let api: Api<DynamicObject> = Api::all_with(admin.clone(), &kind.resource);
         if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
             for o in list.items {
@@ -349,7 +349,7 @@ const NOT_IN_THIS_SCENARIO: &[(&str, &str)] = &[
 /// A context for running reconciles one by one as `client`.
 fn reconcile_context(client: &Client) -> Arc<mesh_operator::context::Context> {
     let (cache, _changes) =
-        mesh_provisioner::apply::ManagedCache::start(client, &mesh_operator::kinds::all_managed_kinds());
+        mesh_provisioner::apply::ManagedCache::start(client, &mesh_provisioner::plan::kinds::all_managed_kinds());
     let (leader_tx, leader) = watch::channel(true);
     std::mem::forget(leader_tx);
     Arc::new(mesh_operator::context::Context::new(

@@ -21,7 +21,8 @@ use tracing::Instrument;
 
 use crate::context::{Context, Settings};
 use crate::error::{Error, Result};
-use crate::{kinds, reconcile};
+use crate::reconcile;
+use mesh_provisioner::plan::kinds;
 
 /// Leader election settings.
 #[derive(Clone, Debug)]

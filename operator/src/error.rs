@@ -17,9 +17,9 @@ pub enum Error {
     /// Applying, pruning or deleting an object failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
-    /// Building the desired objects failed.
-    #[error("building the desired objects: {0}")]
-    Build(#[from] crate::reconcile::build::BuildError),
+    /// Planning the desired objects failed.
+    #[error("planning the desired objects: {0}")]
+    Plan(#[from] mesh_provisioner::plan::PlanError),
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),

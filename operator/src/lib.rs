@@ -4,7 +4,6 @@
 pub mod context;
 pub mod controller;
 pub mod error;
-pub mod kinds;
 pub mod manifests;
 pub mod meshctl;
 pub mod metrics;

@@ -396,7 +396,7 @@ fn the_cluster_role_covers_every_role_the_operator_creates() {
         let missing = rbac::uncovered(&held, &granted);
         assert!(missing.is_empty(), "{role} grants what the operator does not hold: {missing:?}");
     }
-    for kind in mesh_operator::kinds::all_managed_kinds() {
+    for kind in mesh_provisioner::plan::kinds::all_managed_kinds() {
         for verb in ["create", "delete", "get", "list", "patch", "watch"] {
             assert!(
                 rbac::allows(&held, &kind.resource.group, &kind.resource.plural, None, verb),

@@ -9,5 +9,6 @@ pub mod desired;
 pub mod ingress;
 pub mod labels;
 pub mod osm;
+pub mod plan;
 pub mod topology;
 pub mod translate;

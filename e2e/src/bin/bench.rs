@@ -5,7 +5,7 @@
 //! is a test: the figures depend on the machine, and nothing fails on a slow one.
 //!
 //! - convergence: the bookstore sample from apply to Ready through the operator, against a plain
-//!   client server-side applying the same rendered objects (`reconcile::build::build`) in the same
+//!   client server-side applying the same rendered objects (`mesh_provisioner::plan::plan`) in the same
 //!   order and waiting for the same workloads; the ratio.
 //! - steady: requests the operator sends over 5 resyncs (2 s) of a Ready bookstore, counted on its
 //!   client (writes; reads that did not come from its watch caches; new watches) and, for writes,
@@ -289,7 +289,7 @@ async fn workloads_available(client: &Client, objects: &[Desired]) -> anyhow::Re
 async fn clean(client: &Client, installation: &str) -> anyhow::Result<()> {
     let selector = mesh_provisioner::labels::installation_selector(installation);
     let mut namespaces = Vec::new();
-    for kind in mesh_operator::kinds::all_managed_kinds().into_iter().rev() {
+    for kind in mesh_provisioner::plan::kinds::all_managed_kinds().into_iter().rev() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
         let Ok(list) = api.list(&ListParams::default().labels(&selector)).await else { continue };
         for o in list.items {
@@ -327,7 +327,14 @@ async fn convergence(cluster: &TestCluster, client: &Client) -> anyhow::Result<(
     let name = mi.name_any();
 
     // A plain client applying the same rendered objects, in the operator's order.
-    let built = mesh_operator::reconcile::build::build(&name, &mi.spec, &Default::default())?;
+    // The key material the operator's ensure step would generate.
+    let ingress_spec = mi.spec.ingress.as_ref().ok_or_else(|| anyhow::anyhow!("the sample has an ingress"))?;
+    let webhook_tls = mesh_provisioner::ingress::certs::WebhookTls::generate(
+        &mesh_provisioner::ingress::admission_service_name(ingress_spec),
+        ingress_spec.nginx.namespace(),
+    )?;
+    let inputs = mesh_provisioner::plan::PlanInputs { webhook_tls: Some(webhook_tls), ..Default::default() };
+    let built = mesh_provisioner::plan::plan(&name, &mi.spec, &inputs)?;
     let mut objects = built.objects;
     let ca = mesh_provisioner::osm::ca::generate_root_ca()?;
     objects.push(mesh_provisioner::osm::ca::ca_bundle_secret(&name, mi.spec.mesh.control_plane_namespace(), &ca)?);
@@ -406,7 +413,7 @@ const RESYNC: Duration = Duration::from_secs(2);
 /// Plural resource names the operator writes, plus its own.
 fn our_resources() -> Vec<String> {
     let mut out: Vec<String> =
-        mesh_operator::kinds::all_managed_kinds().into_iter().map(|k| k.resource.plural).collect();
+        mesh_provisioner::plan::kinds::all_managed_kinds().into_iter().map(|k| k.resource.plural).collect();
     out.extend(["meshinstallations".to_string(), "events".to_string()]);
     out
 }
@@ -582,7 +589,7 @@ async fn scale_operator(client: &Client) -> anyhow::Result<()> {
             .unwrap_or_default(),
     );
     let mut traffic = 0;
-    for kind in mesh_operator::kinds::kinds_of(Component::Traffic) {
+    for kind in mesh_provisioner::plan::kinds::kinds_of(Component::Traffic) {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
         let selector = format!(
             "{},{}=traffic",

@@ -68,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
 
     let selector = labels::installation_selector(&name);
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for kind in mesh_operator::kinds::all_managed_kinds() {
+    for kind in mesh_provisioner::plan::kinds::all_managed_kinds() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
         if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await
             && !list.items.is_empty()
@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let mut left = 0;
-    for kind in mesh_operator::kinds::all_managed_kinds() {
+    for kind in mesh_provisioner::plan::kinds::all_managed_kinds() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
         if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
             left += list.items.len();

@@ -395,7 +395,7 @@ pub fn csv_yaml(
     let (spec_schema, status_schema) = crd_schemas()?;
     let crd = mesh_crds::generate::mesh_installation_crd();
     let version = crd.spec.versions.iter().find(|v| v.storage).map(|v| v.name.clone()).unwrap_or_default();
-    let mut resources: Vec<CrdResource> = crate::kinds::all_managed_kinds()
+    let mut resources: Vec<CrdResource> = mesh_provisioner::plan::kinds::all_managed_kinds()
         .into_iter()
         .map(|k| CrdResource { kind: k.resource.kind, name: String::new(), version: k.resource.version })
         .collect();

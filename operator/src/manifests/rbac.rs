@@ -1,6 +1,6 @@
 //! The operator's own permissions, derived from code rather than kept by hand:
 //!
-//! 1. every kind a component writes ([`crate::kinds`]): server-side apply (`create`, `patch`), the
+//! 1. every kind a component writes ([`mesh_provisioner::plan::kinds`]): server-side apply (`create`, `patch`), the
 //!    watch caches and teardown listings (`get`, `list`, `watch`), pruning and teardown (`delete`);
 //! 2. what the controller itself reads and writes (MeshInstallations and their status, Events,
 //!    cluster facts, Secrets, workload restarts on teardown), listed in [`controller_needs`];
@@ -19,8 +19,8 @@ use mesh_crds::{MeshInstallation, MeshProvider};
 use mesh_provisioner::desired::{Component, Desired};
 
 use super::ManifestError;
-use crate::kinds;
-use crate::reconcile::build::{self, BuildInputs};
+use mesh_provisioner::plan::kinds;
+use mesh_provisioner::plan::{self, PlanInputs};
 
 /// A rule and why the operator needs it (one line each).
 #[derive(Clone, Debug, PartialEq)]
@@ -201,7 +201,7 @@ pub fn built_samples() -> Result<Vec<(&'static str, Vec<Desired>)>, ManifestErro
             mi.spec.mesh.addons.jaeger = true;
         }
         let name = mi.metadata.name.clone().unwrap_or_else(|| "sample".to_string());
-        let built = build::build(&name, &mi.spec, &BuildInputs::default())
+        let built = plan::plan(&name, &mi.spec, &PlanInputs::default())
             .map_err(|e| ManifestError::Sample { file: file.to_string(), message: e.to_string() })?;
         out.push((*file, built.objects));
     }

@@ -3,7 +3,6 @@
 
 pub mod azure;
 pub mod azure_cli;
-pub mod build;
 pub mod conditions;
 pub mod gateway_api;
 pub mod observe;
@@ -26,11 +25,12 @@ use mesh_crds::{MeshInstallation, MeshProvider, condition_type as ct};
 use mesh_provisioner::apply::{Applier, ApplyError, ApplyOutcome};
 use mesh_provisioner::desired::{Component, Desired};
 use mesh_provisioner::osm;
+use mesh_provisioner::plan::{self, Phase};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::kinds;
 use conditions::ConditionUpdate;
+use mesh_provisioner::plan::kinds;
 use status::Progress;
 
 /// Finalizer guarding deletion until the teardown has finished.
@@ -218,7 +218,7 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
     }
     // Which objects exist does not depend on the observed inputs: check collisions before any write
     // (the Azure step below writes to ARM).
-    if let Ok(preview) = build::build(&name, spec, &build::BuildInputs::default()) {
+    if let Ok(preview) = plan::plan(&name, spec, &plan::PlanInputs::default()) {
         let collisions = placement::collisions(spec, &preview.objects);
         if !collisions.is_empty() {
             return refuse(ctx, mi, &collisions).await;
@@ -228,7 +228,7 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
     let mut progress = Progress::new(spec);
     // Azure first: the AKS add-on provides the mesh, and apps use imported images only once imported.
     let azure = azure::converge_azure(mi, ctx, &mut progress).await?;
-    let mut inputs = build::BuildInputs {
+    let mut inputs = plan::PlanInputs {
         namespaces: observe::observed_namespaces(&name, spec, &facts),
         image_overrides: azure.image_overrides.clone(),
         istio_revision: azure.istio_revision.clone(),
@@ -238,15 +238,13 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
     inputs.existing_smi = observe::existing_smi(ctx, &name, spec).await?;
     inputs.foreign_workloads = observe::foreign_workloads(ctx, &name, spec).await?;
     inputs.edge_certs = status::edge_certificates(ctx, spec).await?;
-    let mut built = build::build(&name, spec, &inputs)?;
+    let mut built = plan::plan(&name, spec, &inputs)?;
 
     progress.notifications = built.notifications.clone();
     progress.certificates = status::certificate_statuses(&inputs.edge_certs);
 
     // Mesh: CRDs first; nothing that depends on them is applied until they are Established.
-    let mesh_objects: Vec<&Desired> = built.objects.iter().filter(|d| d.component == Component::Mesh).collect();
-    let (crds, rest): (Vec<&Desired>, Vec<&Desired>) =
-        mesh_objects.iter().partition(|d| d.resource.kind == "CustomResourceDefinition");
+    let crds = plan::dependency_order(&built.objects, Phase::MeshDefinitions);
     let (written, errors) = apply_all(applier, &crds).await;
     progress.record(Component::Mesh, written, &errors);
     let crd_names = status::osm_crd_names(spec);
@@ -256,15 +254,14 @@ async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Re
     if crds_ready {
         // The control-plane namespace, then the root CA and the MeshConfig seed, then the rest:
         // the OSM control plane must find its CA when it starts.
-        let (namespaces, others): (Vec<&Desired>, Vec<&Desired>) =
-            rest.iter().partition(|d| d.resource.kind == "Namespace");
+        let namespaces = plan::dependency_order(&built.objects, Phase::MeshNamespace);
         let (written, errors) = apply_all(applier, &namespaces).await;
         progress.record(Component::Mesh, written, &errors);
         if spec.mesh.provider == MeshProvider::SelfHosted && errors.is_empty() {
             ca_bundle = ensure_root_ca(ctx, applier, mi, &mut progress).await?;
             seed_mesh_config(ctx, mi).await?;
         }
-        let (written, errors) = apply_all(applier, &others).await;
+        let (written, errors) = apply_all(applier, &plan::dependency_order(&built.objects, Phase::Mesh)).await;
         progress.record(Component::Mesh, written, &errors);
     } else {
         progress.waiting(Component::Mesh, "waiting for the OSM and SMI CRDs to be Established");
@@ -423,11 +420,11 @@ async fn ensure_root_ca(
                 },
                 ..Default::default()
             };
-            Ok(Some(Desired::new(Component::Mesh, &mi.name_any(), &marker).map_err(build::BuildError::from)?))
+            Ok(Some(Desired::new(Component::Mesh, &mi.name_any(), &marker).map_err(plan::PlanError::from)?))
         }
         None => {
-            let ca = osm::ca::generate_root_ca().map_err(build::BuildError::from)?;
-            let desired = osm::ca::ca_bundle_secret(&mi.name_any(), namespace, &ca).map_err(build::BuildError::from)?;
+            let ca = osm::ca::generate_root_ca().map_err(plan::PlanError::from)?;
+            let desired = osm::ca::ca_bundle_secret(&mi.name_any(), namespace, &ca).map_err(plan::PlanError::from)?;
             match applier.apply(&desired).await {
                 Ok(_) => progress.record(Component::Mesh, 1, &[]),
                 Err(error) => progress.record(Component::Mesh, 0, &[error]),

@@ -12,10 +12,10 @@ use mesh_crds::MeshInstallationSpec;
 use mesh_provisioner::labels;
 use mesh_provisioner::topology::{CREATED_BY, ObservedNamespace};
 
-use super::build::enrolled_namespaces;
 use super::validate::ClusterFacts;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use mesh_provisioner::plan::enrolled_namespaces;
 
 /// Reads namespaces and OSM control planes.
 pub async fn cluster_facts(ctx: &Context) -> Result<ClusterFacts> {

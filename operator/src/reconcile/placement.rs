@@ -164,7 +164,7 @@ mod tests {
         let s = spec(
             "  namespaces: [{name: ingress-nginx}, {name: shop}]\n  apps:\n  - {name: web, namespace: shop, image: x}\n  - {name: evil, namespace: ingress-nginx, image: x, serviceAccount: ingress-nginx}\n  ingress: {nginx: {namespace: ingress-nginx}}\n",
         );
-        let built = crate::reconcile::build::build("t", &s, &Default::default()).expect("build");
+        let built = mesh_provisioner::plan::plan("t", &s, &Default::default()).expect("build");
         let found = messages(&collisions(&s, &built.objects));
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(
@@ -177,7 +177,7 @@ mod tests {
     fn the_samples_have_no_collisions() {
         for (file, text) in crate::manifests::rbac::SAMPLES {
             let mi = MeshInstallation::from_yaml(text).expect("sample");
-            let built = crate::reconcile::build::build("t", &mi.spec, &Default::default()).expect("build");
+            let built = mesh_provisioner::plan::plan("t", &mi.spec, &Default::default()).expect("build");
             assert!(collisions(&mi.spec, &built.objects).is_empty(), "{file}");
         }
     }

@@ -18,10 +18,10 @@ use mesh_provisioner::apply::Applier;
 use mesh_provisioner::desired::Component;
 use mesh_provisioner::{labels, osm};
 
-use super::build::{self, BuildInputs};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::kinds;
+use mesh_provisioner::plan::kinds;
+use mesh_provisioner::plan::{self, PlanInputs};
 
 type Identity = (String, String, Option<String>, String);
 
@@ -55,7 +55,7 @@ impl Claims {
     /// Adds what `installation` declares: its built objects (which objects exist does not depend
     /// on observed inputs) and, for a self-hosted mesh, the root CA Secret created beside them.
     pub fn add(&mut self, installation: &str, spec: &MeshInstallationSpec) {
-        let Ok(built) = build::build(installation, spec, &BuildInputs::default()) else {
+        let Ok(built) = plan::plan(installation, spec, &PlanInputs::default()) else {
             // A spec that does not build declares nothing it could still use.
             return;
         };

@@ -365,22 +365,29 @@ pub fn osm_crd_names(spec: &MeshInstallationSpec) -> Vec<String> {
     if spec.mesh.is_osm() { mesh_crds::generate::osm_crd_names() } else { Vec::new() }
 }
 
-/// The ingress webhook's stored TLS, when present and still good.
+/// Ensure step: the ingress webhook's TLS — the stored one while it is good, else a new one (the
+/// plan is pure and never generates keys). None when there is no ingress-nginx.
 pub async fn ingress_webhook_tls(
     ctx: &Context,
     spec: &MeshInstallationSpec,
 ) -> Result<Option<ingress::certs::WebhookTls>> {
     let Some(ingress_spec) = &spec.ingress else { return Ok(None) };
-    let controller = ingress::ControllerRef::for_spec(ingress_spec);
-    let Some(secret) = observe::secret(ctx, &controller.namespace, &ingress::webhook_secret_name(ingress_spec)).await?
-    else {
+    if spec.traffic.mode != mesh_crds::TrafficMode::Smi {
         return Ok(None);
-    };
-    Ok(ingress::certs::WebhookTls::from_secret_data(&secret.data.unwrap_or_default()).ok().filter(|tls| {
+    }
+    let controller = ingress::ControllerRef::for_spec(ingress_spec);
+    let service = ingress::admission_service_name(ingress_spec);
+    let stored = observe::secret(ctx, &controller.namespace, &ingress::webhook_secret_name(ingress_spec))
+        .await?
+        .and_then(|secret| ingress::certs::WebhookTls::from_secret_data(&secret.data.unwrap_or_default()).ok())
         // A certificate for another Service name (the namespace changed) is replaced, not reused.
-        tls.covers(&ingress::admission_service_name(ingress_spec), &controller.namespace).unwrap_or(false)
-            && !tls.needs_renewal()
-    }))
+        .filter(|tls| tls.covers(&service, &controller.namespace).unwrap_or(false) && !tls.needs_renewal());
+    match stored {
+        Some(tls) => Ok(Some(tls)),
+        None => ingress::certs::WebhookTls::generate(&service, &controller.namespace)
+            .map(Some)
+            .map_err(|e| Error::Plan(mesh_provisioner::plan::PlanError::Ingress(e))),
+    }
 }
 
 /// Edge certificates for rules with `tls.generate`: the stored one while it is valid, else a new one.
@@ -403,7 +410,7 @@ pub async fn edge_certificates(
         let cert = match stored {
             Some(cert) => cert,
             None => ingress::certs::edge_certificate(&rule.host, ingress::certs::EDGE_VALIDITY)
-                .map_err(|e| Error::Build(super::build::BuildError::Ingress(e)))?,
+                .map_err(|e| Error::Plan(mesh_provisioner::plan::PlanError::Ingress(e)))?,
         };
         certs.insert(key, cert);
     }

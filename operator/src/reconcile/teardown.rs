@@ -18,12 +18,12 @@ use serde_json::json;
 
 use mesh_provisioner::osm;
 
-use super::build::enrolled_namespaces;
 use super::shared::Claims;
 use super::status;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::kinds;
+use mesh_provisioner::plan::enrolled_namespaces;
+use mesh_provisioner::plan::kinds;
 
 /// Annotation value set on pod templates of workloads left in un-enrolled namespaces: constant,
 /// so a resumed teardown does not restart them twice.

@@ -46,7 +46,7 @@ pub const TLS_KEY_KEY: &str = "tls.key";
 
 /// The admission webhook's TLS material: a private CA (its certificate is the webhook
 /// configuration's `caBundle`) and a serving certificate it signed for the admission Service.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct WebhookTls {
     /// CA certificate, PEM.
     pub ca_pem: String,

@@ -1,5 +1,8 @@
-//! The kinds mesh-operator writes, per component, in the order teardown deletes them.
+//! The kinds mesh-operator writes, per component, in the order teardown deletes them; and the
+//! phases objects are applied in ([`dependency_order`]).
 
+use crate::apply::ManagedKind;
+use crate::desired::Component;
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
@@ -8,8 +11,6 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::ApiResource;
 use mesh_crds::{istio, osm, smi};
-use mesh_provisioner::apply::ManagedKind;
-use mesh_provisioner::desired::Component;
 
 fn kind<K: kube::Resource<DynamicType = ()>>(namespaced: bool) -> ManagedKind {
     ManagedKind { resource: ApiResource::erase::<K>(&()), namespaced }
@@ -89,4 +90,42 @@ pub fn all_managed_kinds() -> Vec<ManagedKind> {
         }
     }
     all
+}
+
+/// The phases a plan is applied in: every object depends only on objects of earlier phases
+/// (and on what the reconciler ensures between them, such as the mesh's root CA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// The mesh's CRDs: nothing using their kinds can be applied before they are Established.
+    MeshDefinitions,
+    /// The control plane's namespace: its CA Secret and MeshConfig go there.
+    MeshNamespace,
+    /// The rest of the control plane.
+    Mesh,
+    /// Enrolment of the spec's namespaces.
+    Namespaces,
+    /// The apps.
+    Apps,
+    /// The ingress.
+    Ingress,
+    /// Traffic policies (SMI kinds need the mesh's CRDs).
+    Traffic,
+}
+
+/// The phase an object is applied in.
+pub fn phase_of(desired: &crate::desired::Desired) -> Phase {
+    match desired.component {
+        Component::Mesh if desired.resource.kind == "CustomResourceDefinition" => Phase::MeshDefinitions,
+        Component::Mesh if desired.resource.kind == "Namespace" => Phase::MeshNamespace,
+        Component::Mesh => Phase::Mesh,
+        Component::Namespaces => Phase::Namespaces,
+        Component::Apps => Phase::Apps,
+        Component::Ingress => Phase::Ingress,
+        Component::Traffic => Phase::Traffic,
+    }
+}
+
+/// The objects of one phase, in plan order.
+pub fn dependency_order(objects: &[crate::desired::Desired], phase: Phase) -> Vec<&crate::desired::Desired> {
+    objects.iter().filter(|d| phase_of(d) == phase).collect()
 }
