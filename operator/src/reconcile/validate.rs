@@ -40,7 +40,7 @@ pub fn validate(installation: &str, spec: &MeshInstallationSpec, facts: &Cluster
             problems.push(Problem {
                 reason: "NamespaceIgnored",
                 message: format!(
-                    "spec.namespaces[{index}]: namespace {} is labelled {}=true, so the mesh must leave it alone; remove the label or drop the namespace from the spec",
+                    "spec.namespaces[{index}].name: namespace {} is labelled {}=true, so the mesh must leave it alone; remove the label or drop the namespace from the spec",
                     ns.name,
                     labels::OSM_IGNORE
                 ),
@@ -54,7 +54,7 @@ pub fn validate(installation: &str, spec: &MeshInstallationSpec, facts: &Cluster
             problems.push(Problem {
                 reason: "NamespaceInAnotherMesh",
                 message: format!(
-                    "spec.namespaces[{index}]: namespace {} is already monitored by mesh {other}; remove it from that mesh first",
+                    "spec.namespaces[{index}].name: namespace {} is already monitored by mesh {other}; remove it from that mesh first",
                     ns.name
                 ),
             });
@@ -65,7 +65,7 @@ pub fn validate(installation: &str, spec: &MeshInstallationSpec, facts: &Cluster
             problems.push(Problem {
                 reason: "NamespaceHoldsControlPlane",
                 message: format!(
-                    "spec.namespaces[{index}]: namespace {} holds the control plane of mesh {mesh}; a control-plane namespace cannot be enrolled",
+                    "spec.namespaces[{index}].name: namespace {} holds the control plane of mesh {mesh}; a control-plane namespace cannot be enrolled",
                     ns.name
                 ),
             });
@@ -87,20 +87,23 @@ pub fn validate(installation: &str, spec: &MeshInstallationSpec, facts: &Cluster
     problems
 }
 
+#[cfg(test)]
+mod tests;
+
 /// OSM shares the root Service's ports with every backend: a backend without them gets no traffic.
 fn split_problems(spec: &MeshInstallationSpec) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (index, split) in spec.traffic.splits.iter().enumerate() {
         let Some(root_app) = spec.app_declaring_service(&split.namespace, &split.service) else { continue };
         let root_ports: Vec<i32> = root_app.service_ports().iter().map(|p| p.port).collect();
-        for backend in &split.backends {
+        for (backend_index, backend) in split.backends.iter().enumerate() {
             let Some(app) = spec.app_declaring_service(&split.namespace, &backend.service) else { continue };
             let ports: Vec<i32> = app.service_ports().iter().map(|p| p.port).collect();
             if ports != root_ports {
                 problems.push(Problem {
                     reason: "InvalidSpec",
                     message: format!(
-                        "spec.traffic.splits[{index}]: backend {} exposes ports {ports:?} but the root service {} exposes {root_ports:?}; split backends must serve the root's ports",
+                        "spec.traffic.splits[{index}].backends[{backend_index}].service: backend {} exposes ports {ports:?} but the root service {} exposes {root_ports:?}; split backends must serve the root's ports",
                         backend.service, split.service
                     ),
                 });

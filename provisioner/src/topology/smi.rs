@@ -18,7 +18,7 @@ use crate::desired::{Component, Desired, DesiredError};
 pub enum SmiBuildError {
     /// Two access policies define one HTTPRouteGroup with different matches.
     #[error(
-        "spec.traffic.access: policies {first} and {second} both define HTTPRouteGroup {namespace}/{group} but with different httpRoutes; give one of them another routeGroup or make the routes identical"
+        "spec.traffic.access[{second_index}].httpRoutes: policies {first} (spec.traffic.access[{first_index}]) and {second} both define HTTPRouteGroup {namespace}/{group} but with different httpRoutes; give one of them another routeGroup or make the routes identical"
     )]
     ConflictingRouteGroup {
         /// Namespace of the group.
@@ -27,8 +27,12 @@ pub enum SmiBuildError {
         group: String,
         /// First policy.
         first: String,
+        /// Its index in `spec.traffic.access`.
+        first_index: usize,
         /// Second policy.
         second: String,
+        /// Its index in `spec.traffic.access` (the field the message names).
+        second_index: usize,
     },
     /// An object could not be rendered.
     #[error(transparent)]
@@ -66,28 +70,31 @@ fn service_account(name: &str, namespace: &str) -> IdentityBinding {
     }
 }
 
-/// HTTPRouteGroups by (namespace, name), with the policy that first defined each and its matches.
-type RouteGroups = BTreeMap<(String, String), (String, Vec<HTTPMatch>)>;
+/// HTTPRouteGroups by (namespace, name), with the policy that first defined each (its index in
+/// `spec.traffic.access` and name) and its matches.
+type RouteGroups = BTreeMap<(String, String), (usize, String, Vec<HTTPMatch>)>;
 
 /// The HTTPRouteGroups, one per distinct (namespace, routeGroup); policies may share a group only
 /// if they define it identically (the article's bookstore and bookstore-v2 targets do).
 fn route_groups(spec: &MeshInstallationSpec) -> Result<RouteGroups, SmiBuildError> {
     let mut groups = RouteGroups::new();
-    for policy in spec.traffic.access.iter().filter(|p| !p.http_routes.is_empty()) {
+    for (index, policy) in spec.traffic.access.iter().enumerate().filter(|(_, p)| !p.http_routes.is_empty()) {
         let key = (policy.namespace.clone(), policy.route_group_name());
         let matches = http_matches(policy);
         match groups.get(&key) {
-            Some((first, existing)) if *existing != matches => {
+            Some((first_index, first, existing)) if *existing != matches => {
                 return Err(SmiBuildError::ConflictingRouteGroup {
                     namespace: key.0,
                     group: key.1,
                     first: first.clone(),
+                    first_index: *first_index,
                     second: policy.name.clone(),
+                    second_index: index,
                 });
             }
             Some(_) => {}
             None => {
-                groups.insert(key, (policy.name.clone(), matches));
+                groups.insert(key, (index, policy.name.clone(), matches));
             }
         }
     }
@@ -97,7 +104,7 @@ fn route_groups(spec: &MeshInstallationSpec) -> Result<RouteGroups, SmiBuildErro
 /// Every SMI object of the spec's traffic section.
 pub fn smi_policies(installation: &str, spec: &MeshInstallationSpec) -> Result<Vec<Desired>, SmiBuildError> {
     let mut out = Vec::new();
-    for ((namespace, name), (_, matches)) in route_groups(spec)? {
+    for ((namespace, name), (_, _, matches)) in route_groups(spec)? {
         let group = HTTPRouteGroup {
             metadata: meta(&name, &namespace),
             spec: HTTPRouteGroupSpec { hosts: Vec::new(), matches },
