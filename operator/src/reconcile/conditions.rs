@@ -57,17 +57,4 @@ pub fn merge(old: &[Condition], updates: &[ConditionUpdate], now: &str, generati
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transition_time_moves_only_when_status_changes() {
-        let first = merge(&[], &[ConditionUpdate::not_ok("Ready", "Progressing", "waiting")], "t1", Some(1));
-        assert_eq!(first[0].last_transition_time, "t1");
-        let same = merge(&first, &[ConditionUpdate::not_ok("Ready", "Progressing", "still waiting")], "t2", Some(1));
-        assert_eq!(same[0].last_transition_time, "t1");
-        assert_eq!(same[0].message, "still waiting");
-        let flipped = merge(&same, &[ConditionUpdate::ok("Ready", "Converged", "done")], "t3", Some(1));
-        assert_eq!(flipped[0].last_transition_time, "t3");
-    }
-}
+mod tests;

@@ -433,3 +433,6 @@ pub fn certificate_statuses(certs: &BTreeMap<(String, String), ingress::certs::E
 pub fn name_of(mi: &MeshInstallation) -> String {
     mi.name_any()
 }
+
+#[cfg(test)]
+mod tests;

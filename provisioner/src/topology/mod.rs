@@ -8,3 +8,6 @@ pub mod smi;
 pub use apps::*;
 pub use namespaces::*;
 pub use smi::*;
+
+#[cfg(test)]
+mod tests;
