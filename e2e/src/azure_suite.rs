@@ -16,7 +16,8 @@ use mesh_provisioner::labels;
 use serde_json::json;
 
 use crate::arm_emulator::ArmEmulator;
-use crate::scenario::{condition, sample};
+use crate::operator::OperatorHandle;
+use crate::scenario::{CONVERGE, condition, operator_on_emulator, put_secret, sample, with_client_secret};
 use crate::wait;
 
 pub const SUB: &str = "00000000-0000-0000-0000-000000000000";
@@ -24,7 +25,6 @@ pub const RG: &str = "aks-train-rg";
 pub const CLUSTER: &str = "aks-train-mesh-cluster";
 pub const ACR: &str = "srvmeshacr";
 pub const LOCATION: &str = "eastus";
-pub const CONVERGE: Duration = Duration::from_secs(180);
 
 pub fn conditions_text(mi: &MeshInstallation) -> String {
     mi.status
@@ -139,6 +139,40 @@ pub async fn reset_cluster(client: &Client) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A clean cluster (see [`reset_cluster`]) and a new [`emulator`] whose client secret is in Secret
+/// `azure-sp`; start the operator with [`operator_on_emulator`] once the emulator is set up.
+pub async fn prepare(client: &Client) -> ArmEmulator {
+    reset_cluster(client).await;
+    let emulator = emulator(client).await;
+    put_secret(client, "azure-sp", crate::arm_emulator::CLIENT_SECRET).await;
+    emulator
+}
+
+/// [`prepare`], then the operator on the emulator.
+pub async fn start(client: &Client) -> (ArmEmulator, OperatorHandle) {
+    let emulator = prepare(client).await;
+    let operator = operator_on_emulator(client, &emulator).await;
+    (emulator, operator)
+}
+
+/// Only the AKS add-on: [`lean_aks`] without namespaces and apps, authenticating with `azure-sp`.
+pub fn add_on_only(name: &str) -> MeshInstallation {
+    let mut mi = lean_aks(name);
+    mi.spec.apps.clear();
+    mi.spec.namespaces.clear();
+    with_client_secret(&mut mi, "azure-sp");
+    mi
+}
+
+/// Every OSM CRD is gone (or going): what a teardown of the OSM add-on must leave.
+pub async fn assert_osm_crds_gone(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in mesh_crds::generate::osm_crd_names() {
+        let crd = crds.get_opt(&name).await.expect("read");
+        assert!(crd.is_none_or(|c| c.metadata.deletion_timestamp.is_some()), "CRD {name} is left");
     }
 }
 

@@ -16,7 +16,9 @@ use crate::wait;
 /// Namespace of the Secrets holding the emulator's client secret.
 pub const SECRET_NAMESPACE: &str = "mesh-operator-system";
 
-/// How long a scenario waits for convergence or teardown.
+/// How long a scenario waits for convergence or teardown: the one timeout of every suite (a suite
+/// that needs another says why where it defines it). Generous for a loaded 2-core machine; a
+/// timeout is a ceiling, never what a test measures.
 pub const CONVERGE: Duration = Duration::from_secs(180);
 
 /// A sample from `samples/`, parsed as the API server reads it, with the ingress node selector of
@@ -79,6 +81,12 @@ pub fn condition(mi: &MeshInstallation, type_: &str) -> Option<(ConditionStatus,
 pub async fn delete_and_wait_gone(client: &Client, name: &str) {
     let api: Api<MeshInstallation> = Api::all(client.clone());
     let _ = api.delete(name, &DeleteParams::default()).await;
+    wait_gone(client, name).await;
+}
+
+/// Waits until an installation being deleted is gone (its teardown finished).
+pub async fn wait_gone(client: &Client, name: &str) {
+    let api: Api<MeshInstallation> = Api::all(client.clone());
     wait::until(&format!("MeshInstallation {name} to be gone"), CONVERGE, || async {
         match api.get_opt(name).await.map_err(|e| e.to_string())? {
             None => Ok(()),
@@ -115,6 +123,12 @@ pub fn emulator_settings(mut settings: Settings, emulator: &ArmEmulator) -> Sett
     settings
 }
 
+/// Starts the in-process operator (the tests' settings) with its Azure requests sent to `emulator`.
+pub async fn operator_on_emulator(client: &Client, emulator: &ArmEmulator) -> crate::operator::OperatorHandle {
+    let settings = emulator_settings(crate::operator::test_settings(Duration::from_secs(300)), emulator);
+    crate::operator::OperatorHandle::start(client.clone(), settings).await
+}
+
 /// Starts `mi` on the AKS Istio add-on with its ARM calls answered by a new emulator: installs
 /// OSM's SMI CRDs (as the OSM add-on leaves them before a migration), adds the spec's AKS cluster
 /// to the emulator, starts the operator with `settings` and applies `mi` with the emulator's
@@ -139,6 +153,26 @@ pub async fn start_on_emulator(
     let api: Api<MeshInstallation> = Api::all(client.clone());
     api.patch(&mi.name_any(), &PatchParams::apply("e2e").force(), &Patch::Apply(&mi)).await.expect("apply");
     (emulator, operator)
+}
+
+/// What the translation suites run: installation `name` on the AKS Istio add-on (revision asm-1-25,
+/// cluster `{name}-cluster` in resource group `{name}-rg`, for [`start_on_emulator`]) in GatewayAPI
+/// mode translating the SMI objects it finds (`translateExisting`), enrolling `namespace`, with
+/// `apps` (a YAML flow list) as `spec.apps`.
+pub fn translating_on_istio(name: &str, namespace: &str, apps: &str) -> MeshInstallation {
+    let yaml = format!(
+        "apiVersion: meshoperator.dev/v1alpha1
+kind: MeshInstallation
+metadata: {{ name: {name} }}
+spec:
+  mesh: {{ provider: AksIstioAddon, name: istio, istio: {{ revision: asm-1-25 }} }}
+  azure: {{ subscriptionId: 00000000-0000-0000-0000-000000000000, resourceGroup: {name}-rg, clusterName: {name}-cluster, location: eastus }}
+  namespaces: [ {{ name: {namespace} }} ]
+  apps: {apps}
+  traffic: {{ mode: GatewayAPI, translateExisting: true }}
+"
+    );
+    MeshInstallation::from_yaml(&yaml).expect("translating installation")
 }
 
 /// Makes an installation authenticate as the emulator's service principal, whose client secret is
@@ -222,8 +256,13 @@ pub async fn pod_annotations(
 
 /// Waits until an installation is Ready for its current generation, and returns it.
 pub async fn wait_ready(client: &Client, name: &str) -> MeshInstallation {
+    wait_ready_within(client, name, CONVERGE).await
+}
+
+/// [`wait_ready`] with another timeout.
+pub async fn wait_ready_within(client: &Client, name: &str, timeout: Duration) -> MeshInstallation {
     let api: Api<MeshInstallation> = Api::all(client.clone());
-    wait::until(&format!("MeshInstallation {name} to be Ready"), CONVERGE, || async {
+    wait::until(&format!("MeshInstallation {name} to be Ready"), timeout, || async {
         let mi = api.get(name).await.map_err(|e| e.to_string())?;
         match condition(&mi, "Ready") {
             Some((ConditionStatus::True, _, _))

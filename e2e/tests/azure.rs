@@ -9,14 +9,15 @@ use std::time::Duration;
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use mesh_crds::{AzureCredential, ConditionStatus, MeshInstallation, MeshProvider};
-use mesh_e2e::arm_emulator::{self, ArmEmulator, FaultKind};
+use mesh_e2e::arm_emulator::{self, FaultKind};
 use mesh_e2e::azure_suite::*;
 use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{apply, delete_and_wait_gone, emulator_settings, put_secret, sample, with_client_secret};
+use mesh_e2e::scenario::{
+    CONVERGE, apply, delete_and_wait_gone, operator_on_emulator, put_secret, sample, with_client_secret,
+};
 use mesh_e2e::{TestCluster, wait};
 use mesh_provisioner::labels;
 use serde_json::json;
@@ -28,12 +29,8 @@ async fn bookstore_aks_addon_converges_with_one_put_and_one_import_per_image_the
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
     let client = cluster.client().await;
-    reset_cluster(&client).await;
-    let emulator = emulator(&client).await;
-    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let emulator = prepare(&client).await;
+    let operator = operator_on_emulator(&client, &emulator).await;
 
     let mut mi = sample("bookstore-aks-addon.yaml");
     with_client_secret(&mut mi, "azure-sp");
@@ -97,11 +94,7 @@ async fn bookstore_aks_addon_converges_with_one_put_and_one_import_per_image_the
     assert!(mutating.get_opt("aks-osm-webhook-osm").await.expect("read").is_none());
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     assert!(validating.get_opt("aks-osm-validator-mesh-osm").await.expect("read").is_none());
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in mesh_crds::generate::osm_crd_names() {
-        let crd = crds.get_opt(&name).await.expect("read");
-        assert!(crd.is_none_or(|c| c.metadata.deletion_timestamp.is_some()), "CRD {name} is left");
-    }
+    assert_osm_crds_gone(&client).await;
     operator.stop().await;
 }
 
@@ -109,9 +102,7 @@ async fn transient_faults_still_converge_without_duplicate_writes() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
     let client = cluster.client().await;
-    reset_cluster(&client).await;
-    let emulator = emulator(&client).await;
-    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    let emulator = prepare(&client).await;
     // A 429 burst longer than the pipeline's retries (3 attempts for each of the 4 concurrent
     // imports), 500s, a failed operation, dropped connections.
     let throttled = FaultKind::Status { status: 429, code: "TooManyRequests".into(), retry_after: Some(1) };
@@ -123,9 +114,7 @@ async fn transient_faults_still_converge_without_duplicate_writes() {
     emulator.inject("POST", "/importimage", FaultKind::Drop, 1);
     emulator.inject("GET", "/operationresults/", FaultKind::Drop, 1);
 
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let operator = operator_on_emulator(&client, &emulator).await;
     let mut mi = lean_aks("faults");
     with_client_secret(&mut mi, "azure-sp");
     apply(&client, &mi).await;
@@ -159,15 +148,11 @@ async fn restart_during_an_operation_resumes_from_the_stored_token_without_writi
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
     let client = cluster.client().await;
-    reset_cluster(&client).await;
-    let emulator = emulator(&client).await;
-    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    let emulator = prepare(&client).await;
     emulator.inject("PUT", "/managedclusters/", FaultKind::SlowOperation(Duration::from_secs(8)), 1);
     emulator.inject("POST", "/importimage", FaultKind::SlowOperation(Duration::from_secs(8)), 4);
 
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let operator = operator_on_emulator(&client, &emulator).await;
     let mut mi = lean_aks("restart");
     with_client_secret(&mut mi, "azure-sp");
     apply(&client, &mi).await;
@@ -184,9 +169,7 @@ async fn restart_during_an_operation_resumes_from_the_stored_token_without_writi
     assert_eq!(emulator.count("PUT", "managedCluster", false), 1);
     assert_eq!(emulator.count("POST", "importImage", false), 4);
 
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let operator = operator_on_emulator(&client, &emulator).await;
     let mut seen = BTreeSet::new();
     wait_converged(&client, "restart", &mut seen).await;
     print_counts("restart mid-operation", &emulator);
@@ -202,21 +185,14 @@ async fn a_concurrent_external_change_is_preserved_through_the_etag_retry() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
     let client = cluster.client().await;
-    reset_cluster(&client).await;
-    let emulator = emulator(&client).await;
-    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    let emulator = prepare(&client).await;
     // Between our GET and our PUT, someone tags the cluster and enables another add-on.
     let change = json!({"tags": {"owner": "platform-team"}, "properties": {"addonProfiles": {"azurepolicy": {"enabled": true, "config": {"version": "v2"}}}}});
     emulator.inject("GET", "/managedclusters/", FaultKind::ExternalChange(change), 1);
 
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
-    let mut mi = lean_aks("etag");
-    mi.spec.apps.clear();
-    mi.spec.namespaces.clear();
+    let operator = operator_on_emulator(&client, &emulator).await;
+    let mut mi = add_on_only("etag");
     mi.spec.registry = None;
-    with_client_secret(&mut mi, "azure-sp");
     apply(&client, &mi).await;
     let mut seen = BTreeSet::new();
     wait_condition(&client, "etag", "MeshReady", CONVERGE, &mut seen).await;
@@ -242,20 +218,10 @@ async fn bad_credentials_missing_cluster_missing_registry_and_forbidden_import_e
 
     // Only Azure: no namespaces or apps, so each scenario is about its error. One emulator and
     // one operator per scenario: an operator reaches the one ARM endpoint its settings name.
-    let base = |name: &str| {
-        let mut mi = lean_aks(name);
-        mi.spec.apps.clear();
-        mi.spec.namespaces.clear();
-        with_client_secret(&mut mi, "azure-sp");
-        mi
-    };
-    let start = |emulator: &ArmEmulator| {
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), emulator))
-    };
 
     let bad_credentials = emulator(&client).await;
-    let operator = start(&bad_credentials).await;
-    let mut mi = base("bad-credentials");
+    let operator = operator_on_emulator(&client, &bad_credentials).await;
+    let mut mi = add_on_only("bad-credentials");
     with_client_secret(&mut mi, "azure-sp-wrong");
     apply(&client, &mi).await;
     let (status, message) = wait_reason(&client, "bad-credentials", "MeshReady", "CredentialUnavailable").await;
@@ -272,8 +238,8 @@ async fn bad_credentials_missing_cluster_missing_registry_and_forbidden_import_e
     force_delete(&client, "bad-credentials").await;
 
     let missing_cluster = emulator(&client).await;
-    let operator = start(&missing_cluster).await;
-    let mut mi = base("missing-cluster");
+    let operator = operator_on_emulator(&client, &missing_cluster).await;
+    let mut mi = add_on_only("missing-cluster");
     mi.spec.azure.as_mut().expect("azure").cluster_name = "no-such-cluster".into();
     mi.spec.registry = None;
     apply(&client, &mi).await;
@@ -284,8 +250,8 @@ async fn bad_credentials_missing_cluster_missing_registry_and_forbidden_import_e
     force_delete(&client, "missing-cluster").await;
 
     let missing_registry = emulator(&client).await;
-    let operator = start(&missing_registry).await;
-    let mut mi = base("missing-registry");
+    let operator = operator_on_emulator(&client, &missing_registry).await;
+    let mut mi = add_on_only("missing-registry");
     mi.spec.registry.as_mut().expect("registry").acr = "nosuchacr".into();
     apply(&client, &mi).await;
     let (_, message) = wait_reason(&client, "missing-registry", "ImagesImported", "ResourceNotFound").await;
@@ -296,8 +262,8 @@ async fn bad_credentials_missing_cluster_missing_registry_and_forbidden_import_e
 
     let forbidden = emulator(&client).await;
     forbidden.forbid_imports(SUB, RG, ACR);
-    let operator = start(&forbidden).await;
-    apply(&client, &base("forbidden-import")).await;
+    let operator = operator_on_emulator(&client, &forbidden).await;
+    apply(&client, &add_on_only("forbidden-import")).await;
     let (_, message) = wait_reason(&client, "forbidden-import", "ImagesImported", "AuthorizationFailed").await;
     assert!(message.contains("Container Registry Data Importer and Data Reader"), "{message}");
     wait_reason(&client, "forbidden-import", "Degraded", "AuthorizationFailed").await;
@@ -327,22 +293,15 @@ async fn a_leftover_fail_webhook_blocks_pod_creation_and_our_teardown_removes_it
     let Some(cluster) = TestCluster::get_with_admission_webhooks() else { return };
     let _serial = SERIAL.lock().await;
     let client = cluster.client().await;
-    reset_cluster(&client).await;
-    let emulator = emulator(&client).await;
+    let emulator = prepare(&client).await;
     emulator.set_webhook_failure_policy("Fail");
-    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let check_ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "webhook-check", "labels": {labels::OSM_MONITORED_BY: "osm"}}});
     namespaces.patch("webhook-check", &PatchParams::apply("e2e").force(), &Patch::Apply(&check_ns)).await.expect("ns");
 
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
-    let mut mi = lean_aks("webhook");
-    mi.spec.apps.clear();
-    mi.spec.namespaces.clear();
+    let operator = operator_on_emulator(&client, &emulator).await;
+    let mut mi = add_on_only("webhook");
     mi.spec.registry = None;
-    with_client_secret(&mut mi, "azure-sp");
     apply(&client, &mi).await;
     let mut seen = BTreeSet::new();
     wait_condition(&client, "webhook", "MeshReady", CONVERGE, &mut seen).await;
@@ -371,12 +330,8 @@ async fn bookstore_istio_converges_on_the_emulator_choosing_the_newest_compatibl
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
     let client = cluster.client().await;
-    reset_cluster(&client).await;
-    let emulator = emulator(&client).await;
-    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let emulator = prepare(&client).await;
+    let operator = operator_on_emulator(&client, &emulator).await;
 
     let mut mi = sample("bookstore-istio.yaml");
     mi.spec.mesh.istio = None; // let the operator choose from meshRevisionProfiles
@@ -417,14 +372,10 @@ async fn istio_next_to_the_osm_addon_is_refused_and_migrate_from_osm_completes_a
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
     let client = cluster.client().await;
-    reset_cluster(&client).await;
-    let emulator = emulator(&client).await;
-    put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
+    let emulator = prepare(&client).await;
     // The cluster already runs the OSM add-on (enabled by hand, as in the article).
     emulator.enable_osm_addon_now(SUB, RG, CLUSTER).await;
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let operator = operator_on_emulator(&client, &emulator).await;
 
     let mut mi = sample("bookstore-istio.yaml");
     mi.metadata.name = Some("migrate".into());
@@ -459,9 +410,7 @@ async fn istio_next_to_the_osm_addon_is_refused_and_migrate_from_osm_completes_a
     operator.kill().await;
     assert_eq!(emulator.count("PUT", "managedCluster", false), 1);
 
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let operator = operator_on_emulator(&client, &emulator).await;
     let mut seen = BTreeSet::new();
     let done = wait_condition(&client, "migrate", "MeshReady", CONVERGE, &mut seen).await;
     print_counts("migrateFromOsm", &emulator);
@@ -473,11 +422,7 @@ async fn istio_next_to_the_osm_addon_is_refused_and_migrate_from_osm_completes_a
     assert_eq!(cluster_now["properties"]["serviceMeshProfile"]["istio"]["revisions"], json!(["asm-1-25"]));
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     assert!(mutating.get_opt("aks-osm-webhook-osm").await.expect("read").is_none());
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in mesh_crds::generate::osm_crd_names() {
-        let crd = crds.get_opt(&name).await.expect("read");
-        assert!(crd.is_none_or(|c| c.metadata.deletion_timestamp.is_some()), "CRD {name} is left");
-    }
+    assert_osm_crds_gone(&client).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = namespaces.get("bookstore").await.expect("namespace");
     assert_eq!(ns.labels().get(labels::ISTIO_REV).map(String::as_str), Some("asm-1-25"));

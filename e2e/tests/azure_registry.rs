@@ -13,10 +13,8 @@ use kube::api::{Api, DeleteParams};
 use mesh_crds::{ConditionStatus, MeshInstallation};
 use mesh_e2e::arm_emulator::{self, ArmEmulator};
 use mesh_e2e::azure_suite::*;
-use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{
-    SECRET_NAMESPACE, apply, condition, delete_and_wait_gone, emulator_settings, put_secret, sample, with_client_secret,
-};
+use mesh_e2e::operator::OperatorHandle;
+use mesh_e2e::scenario::{SECRET_NAMESPACE, apply, condition, delete_and_wait_gone, sample, with_client_secret};
 use mesh_e2e::{TestCluster, wait};
 use mesh_operator::reconcile::azure::{ACR_PULL_FORBIDDEN, IMPORT_LEDGER};
 use mesh_provisioner::azure::roles::{ACR_PULL_ROLE, assignment_name};
@@ -35,17 +33,11 @@ fn our_assignment_id() -> String {
     format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}").to_ascii_lowercase()
 }
 
-/// A clean cluster, an empty import ledger, the emulator and an operator pointed at it.
+/// An empty import ledger, then a clean cluster, the emulator and an operator pointed at it.
 async fn start(client: &Client) -> (ArmEmulator, OperatorHandle) {
-    reset_cluster(client).await;
     let ledgers: Api<ConfigMap> = Api::namespaced(client.clone(), SECRET_NAMESPACE);
     let _ = ledgers.delete(IMPORT_LEDGER, &DeleteParams::default()).await;
-    let emulator = emulator(client).await;
-    put_secret(client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
-    (emulator, operator)
+    mesh_e2e::azure_suite::start(client).await
 }
 
 fn installation(name: &str) -> MeshInstallation {

@@ -11,11 +11,9 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::{Client, ResourceExt};
 use mesh_crds::{ConditionStatus, MeshInstallation, smi};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{apply, condition, delete_and_wait_gone, managed_objects, sample, wait_ready};
+use mesh_e2e::scenario::{CONVERGE, apply, condition, delete_and_wait_gone, managed_objects, sample, wait_ready};
 use mesh_e2e::{TestCluster, wait};
 use mesh_provisioner::labels;
-
-const CONVERGE: Duration = Duration::from_secs(120);
 
 /// Operator scenarios share cluster-scoped names; run them one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

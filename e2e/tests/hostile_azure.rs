@@ -21,7 +21,8 @@ use mesh_crds::{ConditionStatus, MeshInstallation};
 use mesh_e2e::arm_emulator::{self, ArmEmulator, FaultKind};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
 use mesh_e2e::scenario::{
-    CONVERGE, apply, condition, delete_and_wait_gone, emulator_settings, put_secret, sample, with_client_secret,
+    CONVERGE, apply, condition, delete_and_wait_gone, emulator_settings, operator_on_emulator, put_secret, sample,
+    wait_gone, with_client_secret,
 };
 use mesh_e2e::{TestCluster, wait};
 use serde_json::{Value, json};
@@ -137,9 +138,7 @@ async fn foreign_endpoints_and_unknown_clouds_are_refused_and_no_foreign_host_is
     let foreign = Listener::start().await;
     let emulator = emulator(&client).await;
     put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let operator = operator_on_emulator(&client, &emulator).await;
 
     // The removed endpoint fields, pointed at the listener: each rejected on its own, naming
     // itself, whatever field validation the client asks for. (With both set, the API server
@@ -189,9 +188,7 @@ async fn a_secret_in_another_namespace_is_never_read() {
         .patch("azure-sp-foreign", &PatchParams::apply("e2e").force(), &Patch::Apply(&secret))
         .await
         .expect("secret");
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let operator = operator_on_emulator(&client, &emulator).await;
 
     let mut mi = lean("foreign-secret", false);
     mi["spec"]["azure"]["credential"]["clientSecretRef"]["secretName"] = json!("azure-sp-foreign");
@@ -253,9 +250,7 @@ async fn a_huge_retry_after_neither_crashes_nor_stalls_the_operator() {
     let throttled =
         FaultKind::Status { status: 429, code: "TooManyRequests".into(), retry_after: Some(1_000_000_000_000) };
     emulator.inject("GET", "/managedclusters/", throttled, 1);
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let operator = operator_on_emulator(&client, &emulator).await;
     let mi = lean("retry-after", false);
     apply_raw(&client, &mi, true).await.expect("apply");
     let (status, message) = wait_reason(&client, "retry-after", "MeshReady", "TooManyRequests").await;
@@ -302,13 +297,7 @@ async fn another_cluster_than_the_managed_one_is_refused_and_its_teardown_needs_
     // ...and finishes once a person says to skip the Azure step.
     let skip = json!({"metadata": {"annotations": {"meshoperator.dev/skip-azure-teardown": "true"}}});
     api.patch("other-cluster", &PatchParams::default(), &Patch::Merge(&skip)).await.expect("annotate");
-    wait::until("other-cluster gone", CONVERGE, || async {
-        match api.get_opt("other-cluster").await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(_) => Err("still there".to_string()),
-        }
-    })
-    .await;
+    wait_gone(&client, "other-cluster").await;
     assert_eq!(emulator.requests().len(), 0, "nothing was sent to Azure: {:?}", emulator.counts());
     operator.stop().await;
 }
@@ -319,9 +308,7 @@ async fn a_teardown_without_its_secret_reports_it_and_finishes_with_the_skip_ann
     let client = cluster.client().await;
     let emulator = emulator(&client).await;
     put_secret(&client, "azure-sp-teardown", arm_emulator::CLIENT_SECRET).await;
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let operator = operator_on_emulator(&client, &emulator).await;
     let mut mi = lean("lost-secret", false);
     mi["spec"]["azure"]["credential"]["clientSecretRef"]["secretName"] = json!("azure-sp-teardown");
     apply_raw(&client, &mi, true).await.expect("apply");
@@ -338,13 +325,7 @@ async fn a_teardown_without_its_secret_reports_it_and_finishes_with_the_skip_ann
     );
     let skip = json!({"metadata": {"annotations": {"meshoperator.dev/skip-azure-teardown": "true"}}});
     api.patch("lost-secret", &PatchParams::default(), &Patch::Merge(&skip)).await.expect("annotate");
-    wait::until("lost-secret gone", CONVERGE, || async {
-        match api.get_opt("lost-secret").await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(_) => Err("still there".to_string()),
-        }
-    })
-    .await;
+    wait_gone(&client, "lost-secret").await;
     // The Azure step was skipped: the add-on is still enabled.
     let cluster_now = emulator.cluster(SUB, RG, CLUSTER).expect("cluster");
     assert_eq!(cluster_now["properties"]["addonProfiles"]["openServiceMesh"]["enabled"], true);
@@ -365,9 +346,7 @@ async fn a_stale_operation_url_expires_and_the_cluster_is_read_again_without_a_s
     // cluster already says "enabled" but is still Updating, and the add-on's objects are not there
     // yet. Taking that for done would wait for CRDs no event announces.
     emulator.set_operation_duration(Duration::from_secs(15));
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let operator = operator_on_emulator(&client, &emulator).await;
     apply_raw(&client, &lean("stale-operation", false), true).await.expect("apply");
     let api: Api<MeshInstallation> = Api::all(client.clone());
     let done = wait::until("MeshReady after the operation expired", CONVERGE, || async {

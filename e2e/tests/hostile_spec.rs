@@ -23,7 +23,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mesh_crds::{ConditionStatus, MeshInstallation, smi};
 use mesh_e2e::operator::{OperatorHandle, SERVICE_ACCOUNT, test_settings};
-use mesh_e2e::scenario::{self, CONVERGE, apply, condition, delete_and_wait_gone};
+use mesh_e2e::scenario::{self, CONVERGE, apply, condition, delete_and_wait_gone, wait_ready};
 use mesh_e2e::{TestCluster, audit, wait};
 
 /// One operator and one scenario at a time: they share the cluster's mesh namespace.
@@ -91,22 +91,6 @@ async fn wait_condition(client: &Client, name: &str, type_: &str, expected: &str
         }
     })
     .await
-}
-
-async fn wait_ready(client: &Client, name: &str) {
-    let api: Api<MeshInstallation> = Api::all(client.clone());
-    wait::until(&format!("{name} to be Ready"), CONVERGE, || async {
-        let mi = api.get(name).await.map_err(|e| e.to_string())?;
-        match condition(&mi, "Ready") {
-            Some((ConditionStatus::True, _, _))
-                if mi.status.as_ref().and_then(|s| s.observed_generation) == mi.metadata.generation =>
-            {
-                Ok(())
-            }
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
 }
 
 async fn deployment_exists(client: &Client, namespace: &str, name: &str) -> bool {

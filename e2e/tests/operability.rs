@@ -15,13 +15,14 @@ use kube::api::Api;
 use mesh_crds::{ConditionStatus, MeshInstallation, NotificationLevel};
 use mesh_e2e::arm_emulator::{self, ArmEmulator};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{apply, delete_and_wait_gone, emulator_settings, put_secret, sample, with_client_secret};
+use mesh_e2e::scenario::{
+    CONVERGE, apply, delete_and_wait_gone, operator_on_emulator, put_secret, sample, with_client_secret,
+};
 use mesh_e2e::{TestCluster, wait};
 use mesh_operator::meshctl::{dashboard, namespaces, status};
 use mesh_operator::metrics::{Metrics, Sample, parse_samples};
 use tokio::sync::watch;
 
-const CONVERGE: Duration = Duration::from_secs(180);
 const SUB: &str = "00000000-0000-0000-0000-000000000000";
 const RG: &str = "aks-train-rg";
 const CLUSTER: &str = "aks-train-mesh-cluster";
@@ -246,9 +247,7 @@ async fn arm_lro_and_notification_series_during_the_istio_bookstore() {
     // Long enough for a scrape to see the operation in flight.
     emulator.set_operation_duration(Duration::from_secs(4));
     put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
-    let operator =
-        OperatorHandle::start(client.clone(), emulator_settings(test_settings(Duration::from_secs(300)), &emulator))
-            .await;
+    let operator = operator_on_emulator(&client, &emulator).await;
     let (addr, server) = metrics_server(operator.metrics.clone()).await;
 
     let mut mi = sample("bookstore-istio.yaml");

@@ -21,12 +21,11 @@ use kube::{Client, ResourceExt};
 use mesh_crds::MeshInstallation;
 use mesh_e2e::image::{Image, OPERATOR_TAG};
 use mesh_e2e::local_images::image_store;
-use mesh_e2e::scenario::{self, apply, delete_and_wait_gone, managed_objects, sample, wait_ready};
+use mesh_e2e::scenario::{self, CONVERGE, apply, delete_and_wait_gone, managed_objects, sample, wait_ready};
 use mesh_e2e::{TestCluster, wait};
 use mesh_operator::manifests::{LEASE_NAME, METRICS_PORT, NAME, NAMESPACE, RUN_AS};
 use mesh_operator::meshctl::install::{self, InstallOptions, UninstallOptions};
 
-const CONVERGE: Duration = scenario::CONVERGE;
 /// How the local control plane marks a pod it runs for real, and where it forwards pod ports.
 const RUNTIME_ANNOTATION: &str = "localcluster.meshoperator.dev/runtime";
 const PORTS_ANNOTATION: &str = "localcluster.meshoperator.dev/ports";

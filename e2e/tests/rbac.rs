@@ -17,6 +17,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::{Client, ResourceExt};
 use mesh_crds::{ConditionStatus, MeshInstallation, smi};
 use mesh_e2e::operator::{SERVICE_ACCOUNT, service_account_client, test_settings};
+use mesh_e2e::scenario::CONVERGE;
 use mesh_e2e::{TestCluster, audit, scenario, wait};
 use mesh_operator::controller::{self, LeaderElection};
 use mesh_operator::manifests::workload_identity::WorkloadIdentity;
@@ -25,8 +26,6 @@ use mesh_operator::meshctl::install::{self, INSTALL_YAML, InstallError, InstallO
 use mesh_operator::metrics::Metrics;
 use mesh_provisioner::labels;
 use tokio::sync::watch;
-
-const CONVERGE: Duration = Duration::from_secs(180);
 
 /// Two operators in one cluster would fight, and the tests rewrite the same roles: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -29,15 +29,17 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use mesh_crds::{ConditionStatus, MeshInstallation};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{apply, condition, delete_and_wait_gone, sample};
+use mesh_e2e::scenario::{apply, delete_and_wait_gone, sample, wait_ready_within};
 use mesh_e2e::{TestCluster, wait};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NAMESPACE: &str = "osm-system";
-const CONVERGE: Duration = Duration::from_secs(300);
+/// Longer than [`mesh_e2e::scenario::CONVERGE`]: here OSM's own control plane runs for real
+/// (osm-bootstrap, osm-controller and osm-injector processes under a real runtime, webhooks called),
+/// and the bookstore pods are injected and started by it, not simulated.
+const REAL_OSM_CONVERGE: Duration = Duration::from_secs(300);
 const RUNTIME_ANNOTATION: &str = "localcluster.meshoperator.dev/runtime";
 const PORTS_ANNOTATION: &str = "localcluster.meshoperator.dev/ports";
 /// The operator's resync period here: short, so "steady means zero writes" is seen over a few.
@@ -64,25 +66,9 @@ fn use_store_with_osm_images() {
     unsafe { std::env::set_var("MESH_IMAGE_STORE", &store) };
 }
 
-async fn wait_ready(client: &Client, name: &str) {
-    let api: Api<MeshInstallation> = Api::all(client.clone());
-    wait::until(&format!("MeshInstallation {name} to be Ready"), CONVERGE, || async {
-        let mi = api.get(name).await.map_err(|e| e.to_string())?;
-        match condition(&mi, "Ready") {
-            Some((ConditionStatus::True, _, _))
-                if mi.status.as_ref().and_then(|s| s.observed_generation) == mi.metadata.generation =>
-            {
-                Ok(())
-            }
-            other => Err(format!("Ready={other:?}; conditions={:?}", mi.status.map(|s| s.conditions))),
-        }
-    })
-    .await
-}
-
 /// The one pod of `app` in the control-plane namespace, once it runs for real and is Ready.
 async fn real_ready_pod(pods: &Api<Pod>, app: &str) -> Pod {
-    wait::until(&format!("{app} to run for real and be Ready"), CONVERGE, || async {
+    wait::until(&format!("{app} to run for real and be Ready"), REAL_OSM_CONVERGE, || async {
         let list = pods.list(&ListParams::default().labels(&format!("app={app}"))).await.map_err(|e| e.to_string())?;
         let pod = list.items.into_iter().find(|p| p.metadata.deletion_timestamp.is_none()).ok_or("no pod")?;
         let runtime = pod.annotations().get(RUNTIME_ANNOTATION).cloned();
@@ -185,7 +171,7 @@ const ENROLLED_APP_NAMESPACES: [&str; 4] = ["bookbuyer", "bookthief", "bookstore
 /// Waits until every pod of the enrolled namespaces carries what OSM's injector adds; returns how
 /// many pods that is. Their Envoy and init images are not local, so they are simulated (asserted).
 async fn wait_injected(client: &Client) -> usize {
-    wait::until("every bookstore pod injected by osm-injector", CONVERGE, || async {
+    wait::until("every bookstore pod injected by osm-injector", REAL_OSM_CONVERGE, || async {
         let mut count = 0;
         for namespace in ENROLLED_APP_NAMESPACES {
             let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
@@ -294,7 +280,7 @@ async fn bookstore_on_the_real_osm_control_plane() {
     let operator = OperatorHandle::start(client.clone(), test_settings(RESYNC)).await;
     let mut mi = sample("bookstore.yaml");
     apply(&client, &mi).await;
-    wait_ready(&client, "bookstore").await;
+    wait_ready_within(&client, "bookstore", REAL_OSM_CONVERGE).await;
 
     // The three components run for real and pass their own readiness probes.
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
@@ -304,7 +290,7 @@ async fn bookstore_on_the_real_osm_control_plane() {
 
     // They created their webhook configurations, pointing at the Services we render.
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let webhook = wait::until("osm-webhook-osm", CONVERGE, || async {
+    let webhook = wait::until("osm-webhook-osm", REAL_OSM_CONVERGE, || async {
         mutating.get_opt("osm-webhook-osm").await.map_err(|e| e.to_string())?.ok_or("not yet".to_string())
     })
     .await;
@@ -314,7 +300,7 @@ async fn bookstore_on_the_real_osm_control_plane() {
         (NAMESPACE, "osm-injector", Some(9090))
     );
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let validator = wait::until("osm-validator-mesh-osm", CONVERGE, || async {
+    let validator = wait::until("osm-validator-mesh-osm", REAL_OSM_CONVERGE, || async {
         validating.get_opt("osm-validator-mesh-osm").await.map_err(|e| e.to_string())?.ok_or("not yet".to_string())
     })
     .await;
@@ -379,7 +365,7 @@ async fn bookstore_on_the_real_osm_control_plane() {
         backend.weight = if backend.service == "bookstore-v2" { 100 } else { 0 };
     }
     apply(&client, &mi).await;
-    wait::until("osm-controller to see the 0/100 split", CONVERGE, || async {
+    wait::until("osm-controller to see the 0/100 split", REAL_OSM_CONVERGE, || async {
         let body = http_get(&pods, &controller, DEBUG_PORT, "/debug/policies").await?;
         let policies: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
         let weights = split_weights(&policies);
@@ -407,7 +393,7 @@ async fn bookstore_on_the_real_osm_control_plane() {
     let old_bootstrap = real_ready_pod(&pods, "osm-bootstrap").await.name_any();
     let versions_before = crd_versions().await;
     pods.delete(&old_bootstrap, &Default::default()).await.expect("restart osm-bootstrap");
-    wait::until("a new osm-bootstrap to run for real and be Ready", CONVERGE, || async {
+    wait::until("a new osm-bootstrap to run for real and be Ready", REAL_OSM_CONVERGE, || async {
         let pod = real_ready_pod(&pods, "osm-bootstrap").await;
         if pod.name_any() == old_bootstrap { Err("the old pod".to_string()) } else { Ok(()) }
     })

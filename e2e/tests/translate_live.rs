@@ -10,41 +10,18 @@ use std::time::Duration;
 use gateway_api::apis::standard::httproutes::HttpRoute;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
-use mesh_crds::{MeshInstallation, smi};
+use mesh_crds::smi;
 use mesh_e2e::operator::test_settings;
-use mesh_e2e::scenario::{delete_and_wait_gone, start_on_emulator};
+use mesh_e2e::scenario::{CONVERGE, delete_and_wait_gone, start_on_emulator, translating_on_istio};
 use mesh_e2e::{TestCluster, wait};
 
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-const SPEC: &str = r#"
-apiVersion: meshoperator.dev/v1alpha1
-kind: MeshInstallation
-metadata: { name: translate-live }
-spec:
-  mesh: { provider: AksIstioAddon, name: istio, istio: { revision: asm-1-25 } }
-  azure:
-    subscriptionId: 00000000-0000-0000-0000-000000000000
-    resourceGroup: tl-rg
-    clusterName: tl-cluster
-    location: eastus
-  namespaces: [ { name: tl-shop } ]
-  apps:
-    - name: web
-      namespace: tl-shop
-      image: example.invalid/web:1
-      version: v1
-      port: 8080
-      service: { versionServices: [ { name: web-v1 } ] }
-    - name: web-v2
-      namespace: tl-shop
-      appLabel: web
-      image: example.invalid/web:2
-      version: v2
-      port: 8080
-      service: { skipMain: true, versionServices: [ { name: web-v2 } ] }
-  traffic: { mode: GatewayAPI, translateExisting: true }
-"#;
+/// Two versions of web; the root Service web selects both, web-v1 and web-v2 one each (the
+/// split's backends).
+const APPS: &str = "[
+    { name: web, namespace: tl-shop, image: example.invalid/web:1, version: v1, port: 8080,
+      service: { versionServices: [ { name: web-v1 } ] } },
+    { name: web-v2, namespace: tl-shop, appLabel: web, image: example.invalid/web:2, version: v2, port: 8080,
+      service: { skipMain: true, versionServices: [ { name: web-v2 } ] } } ]";
 
 fn split(v1: i64, v2: i64) -> smi::TrafficSplit {
     serde_json::from_value(serde_json::json!({
@@ -66,20 +43,20 @@ async fn existing_smi_objects_are_translated_and_followed() {
     let Some(cluster) = TestCluster::get() else { return };
     let client: Client = cluster.client().await;
     // The SMI CRDs as the OSM add-on leaves them before a migration.
-    let mi = MeshInstallation::from_yaml(SPEC).expect("spec");
+    let mi = translating_on_istio("translate-live", "tl-shop", APPS);
     let (_emulator, operator) = start_on_emulator(&client, mi, test_settings(Duration::from_secs(300))).await;
 
     // Someone adds a TrafficSplit of their own.
     let splits: Api<smi::TrafficSplit> = Api::namespaced(client.clone(), "tl-shop");
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    wait::until("the operator to create namespace tl-shop", TIMEOUT, || async {
+    wait::until("the operator to create namespace tl-shop", CONVERGE, || async {
         splits.list(&Default::default()).await.map_err(|e| e.to_string())?;
         namespaces.get_opt("tl-shop").await.map_err(|e| e.to_string())?.map(|_| ()).ok_or("not yet".to_string())
     })
     .await;
     splits.create(&Default::default(), &split(50, 50)).await.expect("create a foreign TrafficSplit");
     let routes: Api<HttpRoute> = Api::namespaced(client.clone(), "tl-shop");
-    wait::until("the TrafficSplit to be translated 50/50", TIMEOUT, || async {
+    wait::until("the TrafficSplit to be translated 50/50", CONVERGE, || async {
         let weights = route_weights(&routes).await?;
         if weights == vec![("web-v1".to_string(), 50), ("web-v2".to_string(), 50)] {
             Ok(())
@@ -99,7 +76,7 @@ async fn existing_smi_objects_are_translated_and_followed() {
         .patch("web-split", &PatchParams::apply("someone").force(), &Patch::Apply(&split(0, 100)))
         .await
         .expect("edit split");
-    wait::until("the translation to follow the edit to 0/100", TIMEOUT, || async {
+    wait::until("the translation to follow the edit to 0/100", CONVERGE, || async {
         let weights = route_weights(&routes).await?;
         if weights == vec![("web-v1".to_string(), 0), ("web-v2".to_string(), 100)] {
             Ok(())
@@ -111,7 +88,7 @@ async fn existing_smi_objects_are_translated_and_followed() {
 
     // Deleting it removes its translation.
     splits.delete("web-split", &DeleteParams::default()).await.expect("delete split");
-    wait::until("the translated route to be pruned", TIMEOUT, || async {
+    wait::until("the translated route to be pruned", CONVERGE, || async {
         match routes.get_opt("web-split").await.map_err(|e| e.to_string())? {
             None => Ok(()),
             Some(_) => Err("route still there".into()),

@@ -19,31 +19,15 @@ use kube::{Client, ResourceExt};
 use mesh_crds::istio::AuthorizationPolicy;
 use mesh_crds::{ConditionStatus, MeshInstallation, NotificationLevel, smi};
 use mesh_e2e::operator::test_settings;
-use mesh_e2e::scenario::{condition, delete_and_wait_gone, start_on_emulator};
+use mesh_e2e::scenario::{CONVERGE, condition, delete_and_wait_gone, start_on_emulator, translating_on_istio};
 use mesh_e2e::{TestCluster, wait};
 
-const TIMEOUT: Duration = Duration::from_secs(120);
 /// Short, so that the "nothing changes" window below spans several resyncs.
 const RESYNC: Duration = Duration::from_secs(2);
 const NS: &str = "ts-shop";
 const SOURCE: &str = "TrafficTarget/ts-shop/web-readers";
 
-const SPEC: &str = r#"
-apiVersion: meshoperator.dev/v1alpha1
-kind: MeshInstallation
-metadata: { name: translate-safety }
-spec:
-  mesh: { provider: AksIstioAddon, name: istio, istio: { revision: asm-1-25 } }
-  azure:
-    subscriptionId: 00000000-0000-0000-0000-000000000000
-    resourceGroup: ts-rg
-    clusterName: ts-cluster
-    location: eastus
-  namespaces: [ { name: ts-shop } ]
-  apps:
-    - { name: web, namespace: ts-shop, image: example.invalid/web:1, port: 8080 }
-  traffic: { mode: GatewayAPI, translateExisting: true }
-"#;
+const APPS: &str = "[ { name: web, namespace: ts-shop, image: example.invalid/web:1, port: 8080 } ]";
 
 fn object<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> K {
     serde_json::from_value(value).expect("test object")
@@ -125,11 +109,11 @@ fn translation_error(mi: &MeshInstallation) -> Option<String> {
 async fn foreign_workloads_are_denied_and_an_error_keeps_the_previous_output() {
     let Some(cluster) = TestCluster::get() else { return };
     let client: Client = cluster.client().await;
-    let mi = MeshInstallation::from_yaml(SPEC).expect("spec");
+    let mi = translating_on_istio("translate-safety", NS, APPS);
     let (_emulator, operator) = start_on_emulator(&client, mi, test_settings(RESYNC)).await;
     let api: Api<MeshInstallation> = Api::all(client.clone());
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    wait::until("the operator to create namespace ts-shop", TIMEOUT, || async {
+    wait::until("the operator to create namespace ts-shop", CONVERGE, || async {
         namespaces.get_opt(NS).await.map_err(|e| e.to_string())?.map(|_| ()).ok_or("not yet".to_string())
     })
     .await;
@@ -161,7 +145,7 @@ async fn foreign_workloads_are_denied_and_an_error_keeps_the_previous_output() {
         .expect("web-readers");
 
     let policies: Api<AuthorizationPolicy> = Api::namespaced(client.clone(), NS);
-    let web_policy = wait::until("web-readers to be translated", TIMEOUT, || async {
+    let web_policy = wait::until("web-readers to be translated", CONVERGE, || async {
         policies.get_opt("web-readers-web").await.map_err(|e| e.to_string())?.ok_or("not yet".to_string())
     })
     .await;
@@ -189,7 +173,7 @@ async fn foreign_workloads_are_denied_and_an_error_keeps_the_previous_output() {
         }
     }
     // The foreign pod that loses OSM's access is named.
-    let reported = wait::until("the lost access of Pod/ts-shop/legacy to be reported", TIMEOUT, || async {
+    let reported = wait::until("the lost access of Pod/ts-shop/legacy to be reported", CONVERGE, || async {
         let mi = installation(&api).await?;
         let notes = mi.status.map(|s| s.notifications).unwrap_or_default();
         notes
@@ -201,7 +185,7 @@ async fn foreign_workloads_are_denied_and_an_error_keeps_the_previous_output() {
     assert!(reported.message.contains("loses the access OSM gave it"), "{}", reported.message);
     // That TrafficTarget's ERROR goes with it.
     targets.delete("to-legacy", &DeleteParams::default()).await.expect("delete to-legacy");
-    wait::until("no TranslationError once to-legacy is gone", TIMEOUT, || async {
+    wait::until("no TranslationError once to-legacy is gone", CONVERGE, || async {
         match translation_error(&installation(&api).await?) {
             Some(message) => Err(message),
             None => Ok(()),
@@ -218,7 +202,7 @@ async fn foreign_workloads_are_denied_and_an_error_keeps_the_previous_output() {
         .patch("web-routes", &ssa, &Patch::Apply(&routes(&["GET", "PUT"], Some(("(", &["GET"])))))
         .await
         .expect("break");
-    let message = wait::until("Degraded/TranslationError naming web-readers", TIMEOUT, || async {
+    let message = wait::until("Degraded/TranslationError naming web-readers", CONVERGE, || async {
         let mi = installation(&api).await?;
         translation_error(&mi).filter(|m| m.contains(SOURCE)).ok_or(format!("{:?}", condition(&mi, "Degraded")))
     })
@@ -249,13 +233,13 @@ async fn foreign_workloads_are_denied_and_an_error_keeps_the_previous_output() {
         .patch("web-routes", &ssa, &Patch::Apply(&routes(&["GET", "POST"], Some(("/other", &["DELETE"])))))
         .await
         .expect("fix");
-    wait::until("web-readers-web to follow the fix", TIMEOUT, || async {
+    wait::until("web-readers-web to follow the fix", CONVERGE, || async {
         let policy = policies.get("web-readers-web").await.map_err(|e| e.to_string())?;
         let text = serde_json::to_string(&policy.spec).map_err(|e| e.to_string())?;
         if text.contains("\"POST\"") { Ok(()) } else { Err(text) }
     })
     .await;
-    wait::until("the TranslationError to clear", TIMEOUT, || async {
+    wait::until("the TranslationError to clear", CONVERGE, || async {
         let mi = installation(&api).await?;
         match translation_error(&mi) {
             Some(message) if message.contains(SOURCE) => Err(message),
