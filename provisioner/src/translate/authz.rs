@@ -139,7 +139,7 @@ pub(crate) struct Authz<'s, 'a> {
     pub notes: &'s mut Notes,
 }
 
-impl Authz<'_, '_> {
+impl<'a> Authz<'_, 'a> {
     /// The ALLOW and DENY drafts of every destination.
     pub(crate) fn drafts(&mut self) -> Vec<Draft> {
         let destinations = enforcement::destinations(self.targets, self.languages);
@@ -155,12 +155,14 @@ impl Authz<'_, '_> {
         drafts
     }
 
-    fn target_refs(&self, destination: &Destination<'_>, routes: &[usize]) -> Vec<String> {
-        let refs: BTreeSet<&str> = routes
+    /// The TrafficTargets granting `routes`, sorted and unique.
+    fn target_refs(&self, destination: &Destination<'_>, routes: &[usize]) -> Vec<&'a str> {
+        let targets = self.targets;
+        let refs: BTreeSet<&'a str> = routes
             .iter()
-            .flat_map(|&r| destination.routes[r].origins.iter().map(|o| self.targets[o.target].object.as_str()))
+            .flat_map(|&r| destination.routes[r].origins.iter().map(|o| targets[o.target].object.as_str()))
             .collect();
-        refs.into_iter().map(str::to_string).collect()
+        refs.into_iter().collect()
     }
 
     fn report_conflicts(&mut self, destination: &Destination<'_>) {
@@ -172,10 +174,11 @@ impl Authz<'_, '_> {
             }
             let describe = |r: usize| {
                 let route = &destination.routes[r];
-                let matches: BTreeSet<&str> = route.origins.iter().map(|o| &*o.label).collect();
+                let labels: BTreeSet<String> = route.origins.iter().map(|o| o.label().to_string()).collect();
+                let matches: Vec<&str> = labels.iter().map(String::as_str).collect();
                 format!(
                     "{} (granted by {}, admitting {:?})",
-                    matches.into_iter().collect::<Vec<_>>().join(" and "),
+                    matches.join(" and "),
                     self.target_refs(destination, &[r]).join(", "),
                     route.principals.istio()
                 )
@@ -186,7 +189,7 @@ impl Authz<'_, '_> {
                 describe(pair.1),
             );
             for object in self.target_refs(destination, &[pair.0, pair.1]) {
-                self.notes.warning(&object, message.clone());
+                self.notes.warning(object, message.clone());
             }
         }
     }
@@ -204,7 +207,7 @@ impl Authz<'_, '_> {
             for (i, o) in self.overrides.iter().enumerate() {
                 let names_it = o.namespace == target.namespace
                     && o.traffic_target == target.name
-                    && o.match_name == *origin.match_name
+                    && o.match_name == origin.match_name
                     && o.route_group
                         .as_deref()
                         .is_none_or(|g| *origin.group_ref == *object_ref("HTTPRouteGroup", target.namespace, g));
@@ -234,12 +237,16 @@ impl Authz<'_, '_> {
                 }
             }
         }
-        let label: Rc<str> = Rc::clone(&route.origins[0].label);
-        let result = operations::allow_shapes(&route.key, &label, &accepted, self.analyzer, self.languages);
-        let objects = self.target_refs(destination, &[route_index(destination, route)]);
+        let result =
+            operations::allow_shapes(&route.key, route.origins[0].label(), &accepted, self.analyzer, self.languages);
+        // Who to notify is looked up only when there is something to say.
+        let objects = match &result {
+            Ok(allowed) if allowed.messages.is_empty() => Vec::new(),
+            _ => self.target_refs(destination, &[route_index(destination, route)]),
+        };
         match result {
             Ok(allowed) => {
-                for object in &objects {
+                for object in objects {
                     for (level, message) in &allowed.messages {
                         self.notes.push(*level, object, message.clone());
                     }
@@ -247,7 +254,7 @@ impl Authz<'_, '_> {
                 Some(allowed)
             }
             Err(message) => {
-                for object in &objects {
+                for object in objects {
                     self.notes.error(object, message.clone());
                 }
                 None
@@ -259,7 +266,8 @@ impl Authz<'_, '_> {
         let index = self.index;
         let (namespace, service_account) = (destination.namespace, destination.service_account);
         let workloads = index.workloads_of(namespace, service_account);
-        let all_targets: Vec<String> = destination.targets.iter().map(|&t| self.targets[t].object.clone()).collect();
+        let targets = self.targets;
+        let all_targets: Vec<&str> = destination.targets.iter().map(|&t| targets[t].object.as_str()).collect();
         if workloads.is_empty() {
             for object in &all_targets {
                 self.notes.error(

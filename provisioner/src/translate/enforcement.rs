@@ -28,6 +28,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use super::names::{FastMap, Fnv};
 use super::regex_sets::Languages;
 use super::resolve::{GrantedMatch, OsmPrincipals, ResolvedTarget};
 
@@ -61,13 +62,31 @@ impl<'a> RouteKey<'a> {
 
 /// A grant of a route: the TrafficTarget (index into the resolved targets) and the match.
 #[derive(Clone, Debug)]
-pub(crate) struct Origin {
+pub(crate) struct Origin<'a> {
     pub target: usize,
-    /// `match "<name>" of HTTPRouteGroup/ns/name`.
-    pub label: Rc<str>,
-    /// The match's group and name, for overrides.
+    /// The match's group (`HTTPRouteGroup/ns/name`) and name.
     pub group_ref: Rc<str>,
-    pub match_name: Rc<str>,
+    pub match_name: &'a str,
+}
+
+impl Origin<'_> {
+    /// `match "<name>" of HTTPRouteGroup/ns/name`, for messages (built only when one is written).
+    pub(crate) fn label(&self) -> MatchLabel<'_> {
+        MatchLabel { match_name: self.match_name, group_ref: &self.group_ref }
+    }
+}
+
+/// The name of a granted match in messages: `match "<name>" of HTTPRouteGroup/ns/name`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MatchLabel<'l> {
+    pub match_name: &'l str,
+    pub group_ref: &'l str,
+}
+
+impl std::fmt::Display for MatchLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "match {:?} of {}", self.match_name, self.group_ref)
+    }
 }
 
 /// A merged OSM route.
@@ -78,7 +97,7 @@ pub(crate) struct Route<'a> {
     /// TrafficTargets with thousands of sources and matches stay cheap).
     pub principals: Rc<OsmPrincipals>,
     /// Every grant, in input order.
-    pub origins: Vec<Origin>,
+    pub origins: Vec<Origin<'a>>,
 }
 
 /// Route `shadowing` may come first for a request route `shadowed` also matches, and admits
@@ -129,19 +148,20 @@ pub(crate) fn destinations<'a>(targets: &'a [ResolvedTarget<'a>], languages: &mu
 
 fn merge<'a>(targets: &'a [ResolvedTarget<'a>], indexes: &[usize]) -> Vec<Route<'a>> {
     let mut routes: Vec<Route<'a>> = Vec::new();
-    let mut position: std::collections::HashMap<RouteKey<'a>, usize> = std::collections::HashMap::new();
+    // Route key hash → routes with that hash (the key itself is compared on a hit).
+    let mut by_hash: FastMap<u64, Vec<usize>> = FastMap::default();
     for &t in indexes {
         let target = &targets[t];
         for grant in &target.http {
             let key = RouteKey::of(grant);
             let origin = Origin {
                 target: t,
-                label: Rc::from(format!("match {:?} of {}", grant.http_match.name, grant.group_ref)),
                 group_ref: Rc::clone(&grant.group_ref),
-                match_name: Rc::from(grant.http_match.name.as_str()),
+                match_name: grant.http_match.name.as_str(),
             };
-            match position.get(&key) {
-                Some(&r) => {
+            let candidates = by_hash.entry(hash_of(&key)).or_default();
+            match candidates.iter().copied().find(|&r| routes[r].key == key) {
+                Some(r) => {
                     let route = &mut routes[r];
                     if !Rc::ptr_eq(&route.principals, &target.principals) {
                         Rc::make_mut(&mut route.principals).0.extend(target.principals.0.iter().cloned());
@@ -149,13 +169,18 @@ fn merge<'a>(targets: &'a [ResolvedTarget<'a>], indexes: &[usize]) -> Vec<Route<
                     route.origins.push(origin);
                 }
                 None => {
-                    position.insert(key.clone(), routes.len());
+                    candidates.push(routes.len());
                     routes.push(Route { key, principals: Rc::clone(&target.principals), origins: vec![origin] });
                 }
             }
         }
     }
     routes
+}
+
+fn hash_of(key: &RouteKey<'_>) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<Fnv>::default().hash_one(key)
 }
 
 fn conflicts(routes: &[Route<'_>], languages: &mut Languages) -> Vec<Conflict> {

@@ -223,7 +223,7 @@ impl<'a> Index<'a> {
             service_by_name.entry(info.namespace).or_default().insert(info.name, i);
         }
         let mut index = Index {
-            services_of_workload: vec![Vec::new(); workloads.len()],
+            services_of_workload: Vec::new(),
             workloads,
             by_service_account,
             by_label,
@@ -233,13 +233,15 @@ impl<'a> Index<'a> {
             route_groups: FastMap::default(),
             tcp_routes: FastMap::default(),
         };
+        let mut services_of_workload = vec![Vec::new(); index.workloads.len()];
         for (s, info) in services.iter().enumerate() {
             if let Some(selector) = info.selector.filter(|s| !s.is_empty()) {
                 for w in index.select(info.namespace, selector) {
-                    index.services_of_workload[w].push(s);
+                    services_of_workload[w].push(s);
                 }
             }
         }
+        index.services_of_workload = services_of_workload;
         index.services = services;
         for group in &input.http_route_groups {
             index.route_groups.insert((namespace_ref(group), name_ref(group)), group);
@@ -261,12 +263,20 @@ impl<'a> Index<'a> {
 
     /// Indexes of the workloads of `namespace` whose pod labels include all of `selector`
     /// (all workloads of the namespace for an empty selector).
-    pub(crate) fn select(&self, namespace: &str, selector: &BTreeMap<String, String>) -> Vec<usize> {
+    pub(crate) fn select<'s>(
+        &'s self,
+        namespace: &str,
+        selector: &'s BTreeMap<String, String>,
+    ) -> impl Iterator<Item = usize> + 's {
         let mut smallest: Option<&Vec<usize>> = None;
+        let mut unmatched = false;
         let labels = self.by_label.get(namespace);
         for (k, v) in selector {
             match labels.and_then(|l| l.get(&label_hash(k, v))) {
-                None => return Vec::new(),
+                None => {
+                    unmatched = true;
+                    break;
+                }
                 Some(list) => {
                     if smallest.is_none_or(|s| list.len() < s.len()) {
                         smallest = Some(list);
@@ -275,14 +285,14 @@ impl<'a> Index<'a> {
             }
         }
         let candidates: &[usize] = match smallest {
+            _ if unmatched => &[],
             Some(list) => list,
             None => self.by_namespace.get(namespace).map(Vec::as_slice).unwrap_or_default(),
         };
         candidates
             .iter()
             .copied()
-            .filter(|&i| selector.iter().all(|(k, v)| self.workloads[i].labels.get(k) == Some(v)))
-            .collect()
+            .filter(move |&i| selector.iter().all(|(k, v)| self.workloads[i].labels.get(k) == Some(v)))
     }
 
     /// Services selecting workload `i`.
@@ -313,7 +323,6 @@ impl<'a> Index<'a> {
         }
         let other = self
             .select(workload.namespace, workload.labels)
-            .into_iter()
             .map(|o| &self.workloads[o])
             .find(|o| o.service_account != workload.service_account)?;
         Some(format!(

@@ -14,7 +14,7 @@
 use mesh_crds::NotificationLevel;
 use mesh_crds::istio::{Condition, Operation};
 
-use super::enforcement::{RouteKey, header_key};
+use super::enforcement::{MatchLabel, RouteKey, header_key};
 use super::notify::quote;
 use super::overrides::MatchOverride;
 use super::regex_analysis::{Alternative, Analyzer, Domain, IstioForm, IstioMatch};
@@ -93,7 +93,7 @@ pub(crate) fn exact_methods(regex: &str, analyzer: &mut Analyzer) -> Option<Vec<
 /// The methods an ALLOW may name (`None` = any method), or an ERROR message.
 fn allow_methods(
     key: &RouteKey<'_>,
-    label: &str,
+    label: MatchLabel<'_>,
     analyzer: &mut Analyzer,
     languages: &mut Languages,
     messages: &mut Vec<(NotificationLevel, String)>,
@@ -148,7 +148,7 @@ pub(crate) fn header_condition_key(name: &str) -> String {
 /// What an ALLOW for `key` may admit: one shape per combination of header alternatives.
 pub(crate) fn allow_shapes(
     key: &RouteKey<'_>,
-    label: &str,
+    label: MatchLabel<'_>,
     overrides: &MatchOverride,
     analyzer: &mut Analyzer,
     languages: &mut Languages,
