@@ -10,5 +10,6 @@ pub mod ingress;
 pub mod labels;
 pub mod osm;
 pub mod plan;
+pub mod rbac;
 pub mod topology;
 pub mod translate;

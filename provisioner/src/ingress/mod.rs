@@ -172,8 +172,3 @@ fn validate_rules(ingress: &IngressSpec) -> Result<(), IngressBuildError> {
     }
     Ok(())
 }
-
-/// FNV-1a, a tiny hash that is stable across Rust releases (std's is not).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
-}

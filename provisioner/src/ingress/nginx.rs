@@ -20,16 +20,18 @@ use k8s_openapi::api::core::v1::{
     VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{IngressClass, IngressClassSpec};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 use mesh_crds::{IngressServiceType, IngressSpec};
 
+use super::IngressBuildError;
 use super::certs::{WEBHOOK_CERT_KEY, WEBHOOK_KEY_KEY, WebhookTls};
-use super::{IngressBuildError, fnv1a};
 use crate::desired::{Component, Desired};
+use crate::rbac::rule;
+use crate::topology::fnv1a;
 
 /// Version of ingress-nginx the operator installs: the last release of the newest line.
 ///
@@ -217,19 +219,6 @@ pub fn nginx_controller_for(
         Desired::new(Component::Ingress, installation, &admission_service(controller))?,
         Desired::new(Component::Ingress, installation, &webhook_configuration(controller, webhook_tls))?,
     ])
-}
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
-    PolicyRule {
-        api_groups: Some(strings(groups)),
-        resources: Some(strings(resources)),
-        verbs: strings(verbs),
-        ..Default::default()
-    }
 }
 
 fn service_account(controller: &ControllerRef) -> ServiceAccount {

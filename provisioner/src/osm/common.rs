@@ -259,6 +259,4 @@ pub(crate) fn service(
 }
 
 /// Strings from string slices, for args and lists.
-pub(crate) fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
+pub(crate) use crate::rbac::strings;

@@ -6,19 +6,11 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::common::{Ctx, strings};
+use super::common::Ctx;
 use super::names;
+use crate::rbac::{rule, strings};
 
 const READ: &[&str] = &["get", "list", "watch"];
-
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
-    PolicyRule {
-        api_groups: Some(strings(groups)),
-        resources: Some(strings(resources)),
-        verbs: strings(verbs),
-        ..Default::default()
-    }
-}
 
 /// What osm-controller, osm-injector and osm-bootstrap (which share the `<mesh>` ServiceAccount) need.
 pub(crate) fn mesh_rules() -> Vec<PolicyRule> {
