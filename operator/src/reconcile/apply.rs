@@ -1,15 +1,30 @@
-//! The apps' objects and the pods they run: an app's workload is applied only next to a
-//! ServiceAccount and Services that are the installation's own, and meshed pods of namespaces with
-//! metrics on get the scrape annotations `osm metrics enable` puts on them.
+//! The operator's side of apply; every write goes through the `Applier`. One component's objects;
+//! the apps' objects (a workload only next to a ServiceAccount and Services that are the
+//! installation's own); the scrape annotations `osm metrics enable` puts on meshed pods; and the
+//! rolling restart (`kubectl rollout restart`) of workloads leaving or changing mesh.
 
-use kube::api::{Api, ResourceExt};
-use mesh_provisioner::apply::{Applier, ApplyOutcome};
+use kube::api::{ApiResource, ResourceExt};
+use mesh_provisioner::apply::{Applier, ApplyError, ApplyOutcome};
 use mesh_provisioner::desired::{Component, Desired};
 
-use super::apply_all;
-use super::status::Progress;
+use super::observe;
+use super::progress::Progress;
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::Result;
+
+/// Applies one component's objects; returns the number written, or the errors.
+pub async fn apply_all(applier: &Applier, objects: &[&Desired]) -> (usize, Vec<ApplyError>) {
+    let mut written = 0;
+    let mut errors = Vec::new();
+    for desired in objects {
+        match applier.apply(desired).await {
+            Ok(ApplyOutcome::Applied) => written += 1,
+            Ok(_) => {}
+            Err(error) => errors.push(error),
+        }
+    }
+    (written, errors)
+}
 
 /// Applies the apps: each app's ServiceAccount and Services first, its workload only when none of
 /// them conflicted. A workload applied next to a ServiceAccount that is not ours would run with
@@ -64,8 +79,7 @@ pub fn injector_pending(ctx: &Context, spec: &mesh_crds::MeshInstallationSpec) -
         return None;
     }
     let namespace = spec.mesh.control_plane_namespace();
-    let (ready, why) =
-        super::observe::workload_ready(ctx, "Deployment", namespace, mesh_provisioner::osm::names::INJECTOR);
+    let (ready, why) = observe::workload_ready(ctx, "Deployment", namespace, mesh_provisioner::osm::names::INJECTOR);
     (!ready)
         .then(|| format!("waiting for OSM's sidecar injector (pods started before it run without a sidecar): {why}"))
 }
@@ -78,25 +92,48 @@ const SCRAPE_ANNOTATIONS: [(&str, &str); 3] =
 /// Annotates the existing meshed pods (label `osm-proxy-uuid`) of namespaces with metrics on, as
 /// `osm metrics enable` does; pods that have the annotations already are not touched. Returns the
 /// number of pods patched.
-pub async fn annotate_meshed_pods(ctx: &Context, spec: &mesh_crds::MeshInstallationSpec) -> Result<usize> {
+pub async fn annotate_meshed_pods(
+    ctx: &Context,
+    applier: &Applier,
+    spec: &mesh_crds::MeshInstallationSpec,
+) -> Result<usize> {
     let mut patched = 0;
     let body = serde_json::json!({"metadata": {"annotations": SCRAPE_ANNOTATIONS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>()}});
+    let pods = ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&());
     for ns in spec.namespaces.iter().filter(|n| n.metrics) {
-        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), &ns.name);
-        let listed = pods
-            .list_metadata(&kube::api::ListParams::default().labels("osm-proxy-uuid").match_any())
-            .await
-            .map_err(Error::kube(format!("listing meshed pods in {}", ns.name)))?;
-        for pod in listed.items {
+        for pod in observe::meshed_pods(ctx, &ns.name).await? {
             let annotations = pod.metadata.annotations.clone().unwrap_or_default();
             if SCRAPE_ANNOTATIONS.iter().all(|(k, v)| annotations.get(*k).is_some_and(|have| have == v)) {
                 continue;
             }
-            pods.patch_metadata(&pod.name_any(), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&body))
-                .await
-                .map_err(Error::kube(format!("annotating pod {}/{}", ns.name, pod.name_any())))?;
-            patched += 1;
+            if applier.merge_patch("metrics", &pods, Some(&ns.name), &pod.name_any(), &body).await? {
+                patched += 1;
+            }
         }
     }
     Ok(patched)
+}
+
+/// Rolls the workloads (Deployments, StatefulSets, DaemonSets) in `namespace` that no
+/// installation manages, as `kubectl rollout restart` does, by setting the pod-template
+/// annotation `annotation: value`; one that carries it already is left alone, so repeating this
+/// is a no-op. Used when a namespace leaves the mesh (teardown) or changes mesh (migration).
+pub async fn restart_foreign_workloads(
+    ctx: &Context,
+    applier: &Applier,
+    manager: &str,
+    namespace: &str,
+    annotation: &str,
+    value: &str,
+) -> Result<()> {
+    let body = restart_patch(annotation, value);
+    for (resource, name) in observe::foreign_workloads_without(ctx, namespace, annotation, value).await? {
+        applier.merge_patch(manager, &resource, Some(namespace), &name, &body).await?;
+    }
+    Ok(())
+}
+
+/// The merge patch that sets one pod-template annotation (and so rolls the workload).
+pub fn restart_patch(annotation: &str, value: &str) -> serde_json::Value {
+    serde_json::json!({"spec": {"template": {"metadata": {"annotations": {annotation: value}}}}})
 }

@@ -1,7 +1,7 @@
 //! Conditions following the Kubernetes API conventions: `lastTransitionTime` moves only when a
 //! condition's status changes, so an unchanged installation re-renders an identical status.
 
-use mesh_crds::{Condition, ConditionStatus};
+use mesh_crds::{Condition, ConditionStatus, condition_type as ct};
 
 /// A condition as a reconcile computes it, before timestamps.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,25 @@ impl ConditionUpdate {
     pub fn is_true(&self) -> bool {
         self.status == ConditionStatus::True
     }
+}
+
+/// One problem, naming the field or object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// CamelCase reason for the condition.
+    pub reason: &'static str,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+/// Degraded=True with a reason and message.
+pub fn degraded(reason: &str, message: String) -> ConditionUpdate {
+    ConditionUpdate { type_: ct::DEGRADED, status: ConditionStatus::True, reason: reason.into(), message }
+}
+
+/// Now, RFC 3339 in UTC with second precision (as Kubernetes writes times).
+pub fn now() -> String {
+    jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
 }
 
 /// New conditions from `updates`, keeping each condition's `lastTransitionTime` from `old` unless

@@ -12,7 +12,7 @@ use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use mesh_crds::{MeshInstallationSpec, MeshProvider, TrafficMode};
 
-use super::validate::Problem;
+use super::conditions::Problem;
 use crate::context::Context;
 use crate::error::{Error, Result};
 

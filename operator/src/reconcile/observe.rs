@@ -1,16 +1,19 @@
-//! Dereference: read what the validate and build steps need, preferring the watch caches and the
-//! API server's watch cache (list with resourceVersion=0) over quorum reads.
+//! Observe: every read a reconcile makes of the cluster (namespaces, control planes, Secrets
+//! including the stored CA and certificates, CRDs, workload readiness, objects to translate),
+//! preferring the watch caches and the API server's watch cache (list with resourceVersion=0)
+//! over quorum reads. Nothing here writes.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ApiResource, ListParams};
+use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, ResourceExt};
 use mesh_crds::MeshInstallationSpec;
-use mesh_provisioner::labels;
+use mesh_provisioner::desired::{Component, Desired};
 use mesh_provisioner::topology::{CREATED_BY, ObservedNamespace};
+use mesh_provisioner::{ingress, labels};
 
 use super::validate::ClusterFacts;
 use crate::context::Context;
@@ -200,4 +203,113 @@ pub async fn foreign_workloads(
     let pods: Vec<k8s_openapi::api::core::v1::Pod> = list_foreign(ctx, installation, &namespaces).await?;
     input.pods = pods.into_iter().filter(|p| p.metadata.owner_references.as_ref().is_none_or(Vec::is_empty)).collect();
     Ok(input)
+}
+
+/// Names of the CRDs traffic policy needs.
+pub fn osm_crd_names(spec: &MeshInstallationSpec) -> Vec<String> {
+    if spec.mesh.is_osm() { mesh_crds::generate::osm_crd_names() } else { Vec::new() }
+}
+
+/// Readiness of the desired workloads and the ingress address, as the caches show them.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    /// Each desired workload's component, and why it is not ready (None when it is).
+    pub workloads: Vec<(Component, Option<String>)>,
+    /// External address of the ingress controller's Service.
+    pub ingress_address: Option<String>,
+}
+
+/// Reads workload readiness and the ingress address from the caches.
+pub fn readiness(ctx: &Context, spec: &MeshInstallationSpec, desired: &[Desired]) -> Readiness {
+    let workloads = desired
+        .iter()
+        .filter(|d| matches!(d.resource.kind.as_str(), "Deployment" | "StatefulSet"))
+        .map(|d| {
+            let (ready, why) = workload_ready(ctx, &d.resource.kind, d.namespace().unwrap_or_default(), d.name());
+            (d.component, (!ready).then_some(why))
+        })
+        .collect();
+    Readiness { workloads, ingress_address: spec.ingress.as_ref().and_then(|i| ingress_address(ctx, i)) }
+}
+
+fn ingress_address(ctx: &Context, spec: &mesh_crds::IngressSpec) -> Option<String> {
+    let controller = ingress::ControllerRef::for_spec(spec);
+    let resource = ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&());
+    let service = ctx.cache.get(&resource, Some(&controller.namespace), &controller.controller_service())?;
+    let value = serde_json::to_value(&*service).ok()?;
+    let first = value["status"]["loadBalancer"]["ingress"].get(0)?;
+    first["ip"].as_str().or(first["hostname"].as_str()).map(str::to_string)
+}
+
+/// Whether OSM's MeshConfig exists in `namespace` (the cache first, then the API server).
+pub async fn mesh_config_exists(ctx: &Context, namespace: &str) -> Result<bool> {
+    let name = mesh_provisioner::osm::names::MESH_CONFIG;
+    let resource = ApiResource::erase::<mesh_crds::osm::MeshConfig>(&());
+    if ctx.cache.get(&resource, Some(namespace), name).is_some() {
+        return Ok(true);
+    }
+    let api: Api<mesh_crds::osm::MeshConfig> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(api.get_opt(name).await.map_err(Error::kube(format!("reading MeshConfig {namespace}/{name}")))?.is_some())
+}
+
+/// The meshed pods (label `osm-proxy-uuid`) of a namespace, metadata only.
+pub async fn meshed_pods(
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Vec<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Pod>>> {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let listed = pods
+        .list_metadata(&ListParams::default().labels("osm-proxy-uuid").match_any())
+        .await
+        .map_err(Error::kube(format!("listing meshed pods in {namespace}")))?;
+    Ok(listed.items)
+}
+
+/// The workloads (Deployments, StatefulSets, DaemonSets) in `namespace` that no installation
+/// manages and whose pod template does not carry `annotation: value` yet.
+pub async fn foreign_workloads_without(
+    ctx: &Context,
+    namespace: &str,
+    annotation: &str,
+    value: &str,
+) -> Result<Vec<(ApiResource, String)>> {
+    let kinds = [
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<k8s_openapi::api::apps::v1::DaemonSet>(&()),
+    ];
+    let mut found = Vec::new();
+    for resource in kinds {
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+        let list =
+            api.list(&ListParams::default()).await.map_err(Error::kube(format!("listing workloads in {namespace}")))?;
+        for workload in list.items {
+            let ours = workload.labels().contains_key(labels::INSTALLATION);
+            if ours || template_annotation(&workload, annotation) == Some(value) {
+                continue;
+            }
+            found.push((resource.clone(), workload.name_any()));
+        }
+    }
+    Ok(found)
+}
+
+/// A workload read from the API server (not a cache: a rollout is followed step by step).
+pub async fn workload(
+    ctx: &Context,
+    kind: mesh_crds::WorkloadKind,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<DynamicObject>> {
+    let resource = match kind {
+        mesh_crds::WorkloadKind::Deployment => ApiResource::erase::<Deployment>(&()),
+        mesh_crds::WorkloadKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+    api.get_opt(name).await.map_err(Error::kube(format!("reading {} {namespace}/{name}", resource.kind)))
+}
+
+/// A pod-template annotation of a workload.
+pub fn template_annotation<'a>(workload: &'a DynamicObject, annotation: &str) -> Option<&'a str> {
+    workload.data.pointer("/spec/template/metadata/annotations")?.get(annotation)?.as_str()
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use mesh_crds::{MeshInstallationSpec, TrafficMode};
 use mesh_provisioner::desired::{Component, Desired};
 
-use super::validate::Problem;
+use super::conditions::Problem;
 
 /// Namespaces Kubernetes itself owns (also refused by the CRD's CEL rules).
 pub const KUBERNETES_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];

@@ -9,14 +9,7 @@ use mesh_crds::MeshInstallationSpec;
 use mesh_provisioner::labels;
 use mesh_provisioner::topology::{SmiBuildError, smi_policies};
 
-/// One problem, naming the field or object.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// CamelCase reason for the condition.
-    pub reason: &'static str,
-    /// What is wrong and what to do.
-    pub message: String,
-}
+pub use super::conditions::Problem;
 
 /// What the validation needs from the cluster.
 #[derive(Clone, Debug, Default)]

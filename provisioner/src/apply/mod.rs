@@ -3,6 +3,8 @@
 
 pub mod cache;
 pub mod compare;
+mod direct;
+mod keep;
 pub mod served;
 
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use kube::{Api, Client};
 use serde_json::json;
 
 pub use cache::{ManagedCache, ManagedKind};
+pub use keep::KeepSet;
 
 use crate::desired::{Component, Desired, ExistingPolicy};
 use crate::labels;
@@ -229,13 +232,15 @@ impl Applier {
         Ok(())
     }
 
-    /// Deletes cached objects of `component` of one kind that `desired` no longer contains.
-    /// Returns what was deleted. Kinds whose cache is not ready yet are left for a later pass.
+    /// Deletes cached objects of `component` of one kind that `desired` no longer contains and
+    /// `keep` does not hold. Returns what was deleted. Kinds whose cache is not ready yet are left
+    /// for a later pass.
     pub async fn prune(
         &self,
         component: Component,
         kind: &ManagedKind,
         desired: &[Desired],
+        keep: &KeepSet,
     ) -> Result<Vec<String>, ApplyError> {
         if !self.cache.is_ready(&kind.resource) {
             return Ok(Vec::new());
@@ -251,7 +256,8 @@ impl Applier {
                     && d.name() == name
                     && d.namespace() == namespace.as_deref()
             });
-            if !still_wanted && live.metadata.deletion_timestamp.is_none() {
+            let kept = keep.contains(&kind.resource, namespace.as_deref(), &name);
+            if !still_wanted && !kept && live.metadata.deletion_timestamp.is_none() {
                 pruned.push(self.delete(&kind.resource, namespace.as_deref(), &name).await?);
             }
         }

@@ -3,31 +3,30 @@
 
 use std::time::Duration;
 
-use kube::api::{Api, ResourceExt};
-use mesh_crds::{AzureSpec, MeshInstallation, MeshProvider, condition_type as ct};
+use kube::api::ResourceExt;
+use mesh_crds::{MeshProvider, condition_type as ct};
 use mesh_provisioner::azure::aks::{self, ClusterRef};
 use mesh_provisioner::azure::models::ManagedCluster;
-use mesh_provisioner::azure::{ArmClient, ArmError, PollOutcome, PollingKind, Target, WriteOutcome};
+use mesh_provisioner::azure::{ArmError, PollOutcome, PollingKind, Target, WriteOutcome};
 use mesh_provisioner::osm;
 
 use super::*;
-use crate::context::Context;
-use crate::error::{Error, Result};
-use crate::reconcile::conditions::ConditionUpdate;
+use crate::error::Result;
+use crate::reconcile::conditions::{self, ConditionUpdate};
+use crate::reconcile::observe;
+use crate::reconcile::status::Record;
 
 /// Makes one managed-cluster property what we want: resumes a stored operation, else reads,
 /// mutates and writes (no write when nothing changes), storing a started operation at once.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn ensure_cluster(
-    ctx: &Context,
-    mi: &MeshInstallation,
-    client: &ArmClient,
-    cluster: &ClusterRef,
-    journal: &mut Journal,
+    arm: &Arm<'_>,
+    journal: &mut Record,
     op_name: &str,
     what: &str,
     mutate: impl Fn(&mut ManagedCluster) -> bool,
 ) -> Result<Result<Ensure, ArmError>> {
+    let Arm { mi, ctx, client, azure, .. } = *arm;
+    let cluster = &ClusterRef::from_spec(azure);
     if let Some(stored) = journal.op(op_name) {
         let kind = PollingKind::parse(&stored.polling_kind).unwrap_or(PollingKind::AzureAsyncOperation);
         match client
@@ -36,7 +35,7 @@ pub(super) async fn ensure_cluster(
         {
             Ok(PollOutcome::Running(wait)) => {
                 journal.polled(op_name);
-                journal.persist(ctx, mi).await?;
+                journal.persist(ctx).await?;
                 return Ok(Ok(Ensure::InProgress(
                     wait,
                     format!("{what} on {}: operation in progress since {}", cluster.id(), stored.started_at),
@@ -44,16 +43,16 @@ pub(super) async fn ensure_cluster(
             }
             Ok(PollOutcome::Succeeded) => {
                 journal.finish(op_name);
-                journal.persist(ctx, mi).await?;
+                journal.persist(ctx).await?;
             }
             Ok(PollOutcome::Failed(error)) => {
                 journal.finish(op_name);
-                journal.persist(ctx, mi).await?;
+                journal.persist(ctx).await?;
                 return Ok(Err(error));
             }
             Err(error) if error.is_stale_operation() => {
                 let dropped = journal.poll_failed(op_name);
-                journal.persist(ctx, mi).await?;
+                journal.persist(ctx).await?;
                 if !dropped {
                     // Not an error of the change itself: look again soon, and give up after a few.
                     return Ok(Ok(Ensure::InProgress(
@@ -75,7 +74,7 @@ pub(super) async fn ensure_cluster(
         ))),
         Ok(WriteOutcome::Started(started)) => {
             journal.start(op_name, &cluster.id(), &started);
-            journal.persist(ctx, mi).await?;
+            journal.persist(ctx).await?;
             tracing::info!(installation = %mi.name_any(), operation = op_name, "started {what} on {}", cluster.id());
             Ok(Ok(Ensure::InProgress(
                 started.retry_after.unwrap_or(Duration::from_secs(1)),
@@ -86,41 +85,20 @@ pub(super) async fn ensure_cluster(
     }
 }
 
-pub(super) async fn provider(
-    mi: &MeshInstallation,
-    ctx: &Context,
-    client: &ArmClient,
-    azure: &AzureSpec,
-    journal: &mut Journal,
-    findings: &mut Findings,
-) -> Result<()> {
-    let cluster = ClusterRef::from_spec(azure);
-    match mi.spec.mesh.provider {
+pub(super) async fn provider(arm: &Arm<'_>, journal: &mut Record, findings: &mut Findings) -> Result<()> {
+    match arm.mi.spec.mesh.provider {
         MeshProvider::SelfHosted => {
             findings.outcome.mesh_prerequisites_met = true;
         }
         MeshProvider::AksAddon => {
-            let result = ensure_cluster(
-                ctx,
-                mi,
-                client,
-                &cluster,
-                journal,
-                operation::ENABLE_OSM,
-                "enabling the AKS OSM add-on",
-                |c| c.set_osm_addon(true),
-            )
+            let result = ensure_cluster(arm, journal, operation::ENABLE_OSM, "enabling the AKS OSM add-on", |c| {
+                c.set_osm_addon(true)
+            })
             .await?;
             match result {
                 Ok(Ensure::Done) => {
                     let namespace = mesh_crds::AKS_ADDON_NAMESPACE;
-                    let api: Api<mesh_crds::osm::MeshConfig> = Api::namespaced(ctx.client.clone(), namespace);
-                    let exists = api
-                        .get_opt(osm::names::MESH_CONFIG)
-                        .await
-                        .map_err(Error::kube(format!("reading MeshConfig {namespace}/{}", osm::names::MESH_CONFIG)))?
-                        .is_some();
-                    if exists {
+                    if observe::mesh_config_exists(arm.ctx, namespace).await? {
                         findings.outcome.mesh_prerequisites_met = true;
                     } else {
                         findings.progress.provider = Some(ConditionUpdate::not_ok(
@@ -142,19 +120,15 @@ pub(super) async fn provider(
                 Err(error) => findings.progress.provider = Some(findings.error(error)),
             }
         }
-        MeshProvider::AksIstioAddon => istio(mi, ctx, client, azure, &cluster, journal, findings).await?,
+        MeshProvider::AksIstioAddon => istio(arm, journal, findings).await?,
     }
     Ok(())
 }
 
 /// The Istio revision to use: the one the cluster already runs, else the spec's, else the newest
 /// one compatible with the cluster's Kubernetes version.
-pub(super) async fn istio_revision(
-    mi: &MeshInstallation,
-    client: &ArmClient,
-    azure: &AzureSpec,
-    current: &ManagedCluster,
-) -> Result<String, ArmError> {
+pub(super) async fn istio_revision(arm: &Arm<'_>, current: &ManagedCluster) -> Result<String, ArmError> {
+    let Arm { mi, client, azure, .. } = *arm;
     if let Some(revision) = mi.spec.mesh.istio.as_ref().and_then(|i| i.revision.clone()) {
         return Ok(revision);
     }
@@ -171,24 +145,16 @@ pub(super) async fn istio_revision(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn istio(
-    mi: &MeshInstallation,
-    ctx: &Context,
-    client: &ArmClient,
-    azure: &AzureSpec,
-    cluster: &ClusterRef,
-    journal: &mut Journal,
-    findings: &mut Findings,
-) -> Result<()> {
-    let current = match aks::get(client, cluster).await {
+pub(super) async fn istio(arm: &Arm<'_>, journal: &mut Record, findings: &mut Findings) -> Result<()> {
+    let Arm { mi, ctx, client, azure, .. } = *arm;
+    let current = match aks::get(client, &ClusterRef::from_spec(azure)).await {
         Ok(current) => current,
         Err(error) => {
             findings.progress.provider = Some(findings.error(error));
             return Ok(());
         }
     };
-    let revision = match istio_revision(mi, client, azure, &current).await {
+    let revision = match istio_revision(arm, &current).await {
         Ok(revision) => revision,
         Err(error) => {
             findings.progress.provider = Some(findings.error(error));
@@ -204,21 +170,18 @@ pub(super) async fn istio(
             );
             findings.progress.provider =
                 Some(ConditionUpdate::not_ok(ct::MESH_READY, "OsmAddonEnabled", message.clone()));
-            findings.progress.degraded = Some(crate::reconcile::degraded("OsmAddonEnabled", message));
+            findings.progress.degraded = Some(conditions::degraded("OsmAddonEnabled", message));
             findings.wait(FATAL_RETRY);
             return Ok(());
         }
         journal.set_step(MIGRATION_STEPS[0]);
-        journal.persist(ctx, mi).await?;
+        journal.persist(ctx).await?;
     }
     if journal.step().is_some_and(|s| s != "Completed") {
-        return migrate(mi, ctx, client, cluster, &revision, journal, findings).await;
+        return migrate(arm, &revision, journal, findings).await;
     }
     let result = ensure_cluster(
-        ctx,
-        mi,
-        client,
-        cluster,
+        arm,
         journal,
         operation::ENABLE_ISTIO,
         &format!("enabling the AKS Istio add-on ({revision})"),

@@ -23,6 +23,7 @@ use super::*;
 use crate::context::Context;
 use crate::error::Result;
 use crate::reconcile::conditions::ConditionUpdate;
+use crate::reconcile::status::Record;
 
 /// Condition reason when the operator may not write the role assignment.
 pub const FORBIDDEN_REASON: &str = "AcrPullAssignmentForbidden";
@@ -30,16 +31,10 @@ pub const FORBIDDEN_REASON: &str = "AcrPullAssignmentForbidden";
 pub const NO_KUBELET_IDENTITY_REASON: &str = "KubeletIdentityMissing";
 
 /// Converges the AcrPull assignment and amends the ImagesImported condition with the outcome.
-pub(super) async fn attach(
-    mi: &MeshInstallation,
-    ctx: &Context,
-    client: &ArmClient,
-    azure: &AzureSpec,
-    journal: &mut Journal,
-    findings: &mut Findings,
-) -> Result<()> {
+pub(super) async fn attach(arm: &Arm<'_>, journal: &mut Record, findings: &mut Findings) -> Result<()> {
+    let Arm { mi, ctx, client, azure, .. } = *arm;
     let wanted = mi.spec.registry.as_ref().filter(|r| r.attach).map(|r| RegistryRef::from_spec(azure, r));
-    if let Some(recorded) = journal.status.acr_pull_assignment.clone() {
+    if let Some(recorded) = journal.acr_pull().cloned() {
         if wanted.as_ref().is_some_and(|registry| on_registry(&recorded, registry)) {
             amend(findings, Ok(granted_message(&recorded)));
             return Ok(());
@@ -52,13 +47,13 @@ pub(super) async fn attach(
             return Ok(());
         }
         journal.set_acr_pull(None);
-        journal.persist(ctx, mi).await?;
+        journal.persist(ctx).await?;
     }
     let Some(registry) = wanted else { return Ok(()) };
     let result = grant(client, azure, &registry).await;
     if let Ok(recorded) = &result {
         journal.set_acr_pull(Some(recorded.clone()));
-        journal.persist(ctx, mi).await?;
+        journal.persist(ctx).await?;
     }
     amend(findings, result.map(|r| granted_message(&r)));
     Ok(())
@@ -179,16 +174,12 @@ fn amend(findings: &mut Findings, outcome: Result<String, ArmError>) {
     });
 }
 
-/// Teardown: deletes the AcrPull assignment this installation created. True when done.
-pub async fn teardown_acr_pull(mi: &MeshInstallation, ctx: &Context) -> Result<bool> {
-    if mi.status.as_ref().and_then(|s| s.acr_pull_assignment.as_ref()).is_none_or(|a| !a.created) {
-        return Ok(true);
-    }
-    // The stored object, not the cache's: a teardown pass started from an older copy must not
-    // delete again what a previous pass deleted and took off the record.
-    let api: Api<MeshInstallation> = Api::all(ctx.client.clone());
-    let latest = api.get(&mi.name_any()).await.map_err(crate::error::Error::kube("reading MeshInstallation"))?;
-    let Some(recorded) = latest.status.and_then(|s| s.acr_pull_assignment).filter(|a| a.created) else {
+/// Teardown: deletes the AcrPull assignment this installation created. True when done. `record`
+/// holds the stored status read at the start of the teardown pass, not the cache's copy: a pass
+/// started from an older copy must not delete again what a previous pass deleted and took off the
+/// record.
+pub async fn teardown_acr_pull(mi: &MeshInstallation, ctx: &Context, record: &mut Record) -> Result<bool> {
+    let Some(recorded) = record.acr_pull().filter(|a| a.created).cloned() else {
         return Ok(true);
     };
     let Some(azure) = mi.spec.azure.as_ref() else { return Ok(true) };
@@ -199,18 +190,19 @@ pub async fn teardown_acr_pull(mi: &MeshInstallation, ctx: &Context) -> Result<b
     let what = "removing the AcrPull assignment on the registry";
     let client = match ctx.azure.client(ctx, azure).await {
         Ok(client) => client,
-        Err(error) => return Err(teardown::blocked(ctx, mi, what, error).await),
+        Err(error) => return Err(teardown::blocked(ctx, record, what, error).await),
     };
     match release(ctx, mi, &client, &recorded).await? {
         Ok(()) => {
             // On record at once, so a teardown step run again asks nothing more of ARM.
-            teardown::clear_acr_pull(ctx, mi).await?;
+            record.set_acr_pull(None);
+            record.persist(ctx).await?;
             Ok(true)
         }
         Err(error) if error.is_retryable() => {
             tracing::info!(installation = %mi.name_any(), "teardown: transient Azure error: {error}");
             Ok(false)
         }
-        Err(error) => Err(teardown::blocked(ctx, mi, what, error).await),
+        Err(error) => Err(teardown::blocked(ctx, record, what, error).await),
     }
 }

@@ -4,23 +4,18 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::ResourceExt;
-use mesh_crds::{AzureSpec, MeshInstallation, condition_type as ct};
+use mesh_crds::{MeshInstallation, condition_type as ct};
 use mesh_provisioner::azure::acr::{self, RegistryRef};
-use mesh_provisioner::azure::{ArmClient, ArmError, PollOutcome, PollingKind, Target, WriteOutcome};
+use mesh_provisioner::azure::{ArmError, PollOutcome, PollingKind, Target, WriteOutcome};
 
 use super::*;
 use crate::context::Context;
 use crate::error::Result;
 use crate::reconcile::conditions::ConditionUpdate;
+use crate::reconcile::status::Record;
 
-pub(super) async fn images(
-    mi: &MeshInstallation,
-    ctx: &Context,
-    client: &ArmClient,
-    azure: &AzureSpec,
-    journal: &mut Journal,
-    findings: &mut Findings,
-) -> Result<()> {
+pub(super) async fn images(arm: &Arm<'_>, journal: &mut Record, findings: &mut Findings) -> Result<()> {
+    let Arm { mi, ctx, azure, .. } = *arm;
     let Some(registry) = &mi.spec.registry else { return Ok(()) };
     let fatal_key = format!("{}/images", mi.name_any());
     let fatal = ctx.azure.fatal_recall(&fatal_key, mi.metadata.generation);
@@ -32,7 +27,7 @@ pub(super) async fn images(
     let pending: Vec<&mesh_crds::ImageImport> = registry
         .images
         .iter()
-        .filter(|i| !journal.status.imported_images.contains(&reference(&i.target)))
+        .filter(|i| !journal.status().imported_images.contains(&reference(&i.target)))
         .filter(|i| fatal.is_none() || journal.op(&format!("{}{}", operation::IMPORT_PREFIX, i.target)).is_some())
         .collect();
     if let Some(fatal) = &fatal
@@ -44,22 +39,13 @@ pub(super) async fn images(
         return Ok(());
     }
 
-    let shared =
-        tokio::sync::Mutex::new(std::mem::replace(journal, Journal { status: Default::default(), dirty: false }));
+    let shared = tokio::sync::Mutex::new(&mut *journal);
     type Boxed<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<ImportResult>> + Send + 'a>>;
     let futures: Vec<Boxed<'_>> = pending
         .into_iter()
         .map(|image| {
-            Box::pin(import_one(
-                ctx,
-                mi,
-                client,
-                &registry_ref,
-                registry.mode,
-                image,
-                reference(&image.target),
-                &shared,
-            )) as Boxed<'_>
+            Box::pin(import_one(arm, &registry_ref, registry.mode, image, reference(&image.target), &shared))
+                as Boxed<'_>
         })
         .collect();
     let results: Vec<ImportResult> = futures::stream::iter(futures)
@@ -68,7 +54,6 @@ pub(super) async fn images(
         .await
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
-    *journal = shared.into_inner();
 
     let mut importing = Vec::new();
     let mut first_error: Option<ArmError> = None;
@@ -96,7 +81,7 @@ pub(super) async fn images(
         }
     }
     let done: Vec<&mesh_crds::ImageImport> =
-        registry.images.iter().filter(|i| journal.status.imported_images.contains(&reference(&i.target))).collect();
+        registry.images.iter().filter(|i| journal.status().imported_images.contains(&reference(&i.target))).collect();
     for image in &done {
         findings.outcome.image_overrides.insert(image.source.clone(), reference(&image.target));
     }
@@ -141,17 +126,15 @@ pub(super) async fn images(
 pub(super) type ImportResult = (String, Result<Option<Duration>, ArmError>);
 
 /// Polls a stored import or starts one; records the outcome in the journal at once.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn import_one(
-    ctx: &Context,
-    mi: &MeshInstallation,
-    client: &ArmClient,
+    arm: &Arm<'_>,
     registry_ref: &RegistryRef,
     mode: mesh_crds::ImportMode,
     image: &mesh_crds::ImageImport,
     target_ref: String,
-    shared: &tokio::sync::Mutex<Journal>,
+    shared: &tokio::sync::Mutex<&mut Record>,
 ) -> Result<ImportResult> {
+    let Arm { mi, ctx, applier, client, .. } = *arm;
     let op_name = format!("{}{}", operation::IMPORT_PREFIX, image.target);
     let what = format!("importing {} as {target_ref}", image.source);
     let stored = shared.lock().await.op(&op_name);
@@ -161,15 +144,15 @@ pub(super) async fn import_one(
             Ok(PollOutcome::Running(wait)) => {
                 let mut journal = shared.lock().await;
                 journal.polled(&op_name);
-                journal.persist(ctx, mi).await?;
+                journal.persist(ctx).await?;
                 Ok(Some(wait))
             }
             Ok(PollOutcome::Succeeded) => {
-                ledger::record(ctx, &ledger_entry(mi, registry_ref, image)).await?;
+                ledger::record(ctx, applier, &ledger_entry(mi, registry_ref, image)).await?;
                 let mut journal = shared.lock().await;
                 journal.finish(&op_name);
                 journal.imported(&target_ref);
-                journal.persist(ctx, mi).await?;
+                journal.persist(ctx).await?;
                 Ok(None)
             }
             Ok(PollOutcome::Failed(error)) => {
@@ -179,7 +162,7 @@ pub(super) async fn import_one(
                 if result.is_ok() {
                     journal.imported(&target_ref);
                 }
-                journal.persist(ctx, mi).await?;
+                journal.persist(ctx).await?;
                 result
             }
             Err(error) if error.is_stale_operation() => {
@@ -187,7 +170,7 @@ pub(super) async fn import_one(
                 if journal.poll_failed(&op_name) {
                     tracing::warn!(installation = %mi.name_any(), operation = %op_name, "stored import gave no usable answer {MAX_FAILED_POLLS} times ({error}); importing again");
                 }
-                journal.persist(ctx, mi).await?;
+                journal.persist(ctx).await?;
                 Ok(Some(STALE_POLL_RETRY))
             }
             Err(error) => Err(error),
@@ -197,14 +180,14 @@ pub(super) async fn import_one(
             Ok(WriteOutcome::Started(started)) => {
                 let mut journal = shared.lock().await;
                 journal.start(&op_name, &registry_ref.id(), &started);
-                journal.persist(ctx, mi).await?;
+                journal.persist(ctx).await?;
                 Ok(Some(started.retry_after.unwrap_or(Duration::from_secs(1))))
             }
             Ok(_) => {
-                ledger::record(ctx, &ledger_entry(mi, registry_ref, image)).await?;
+                ledger::record(ctx, applier, &ledger_entry(mi, registry_ref, image)).await?;
                 let mut journal = shared.lock().await;
                 journal.imported(&target_ref);
-                journal.persist(ctx, mi).await?;
+                journal.persist(ctx).await?;
                 Ok(None)
             }
             Err(error) => {
@@ -212,7 +195,7 @@ pub(super) async fn import_one(
                 if result.is_ok() {
                     let mut journal = shared.lock().await;
                     journal.imported(&target_ref);
-                    journal.persist(ctx, mi).await?;
+                    journal.persist(ctx).await?;
                 }
                 result
             }

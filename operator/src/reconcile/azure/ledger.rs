@@ -18,7 +18,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject};
+use mesh_provisioner::apply::Applier;
 use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
@@ -94,38 +95,34 @@ pub async fn lookup(ctx: &Context, registry: &str, target: &str) -> Result<Optio
 
 /// Records an import (a JSON merge patch of one key, so concurrent imports do not overwrite each
 /// other's entries); creates the ledger on first use.
-pub async fn record(ctx: &Context, entry: &Entry) -> Result<()> {
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
+pub async fn record(ctx: &Context, applier: &Applier, entry: &Entry) -> Result<()> {
+    let namespace = Some(ctx.settings.operator_namespace.as_str());
+    let resource = ApiResource::erase::<ConfigMap>(&());
     // A struct of strings always serialises.
     let value = serde_json::to_string(entry).unwrap_or_default();
     let data = BTreeMap::from([(key(&entry.registry, &entry.target), value)]);
     let patch = serde_json::json!({"data": data});
+    if applier.merge_patch(LEDGER_MANAGER, &resource, namespace, LEDGER, &patch).await? {
+        return Ok(());
+    }
+    let ledger = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": LEDGER, "labels": {LEDGER_LABEL: "acr-imports"}},
+        "data": data,
+    });
     let context = format!("recording the import of {} in ConfigMap {LEDGER}", entry.target);
-    match api.patch(LEDGER, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => return Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
-        Err(e) => return Err(Error::kube(context)(e)),
+    let ledger: DynamicObject =
+        serde_json::from_value(ledger).map_err(|e| Error::kube(context)(kube::Error::SerdeError(e)))?;
+    // Created meanwhile by a concurrent import: patch it.
+    if !applier.create(LEDGER_MANAGER, &resource, namespace, &ledger).await? {
+        applier.merge_patch(LEDGER_MANAGER, &resource, namespace, LEDGER, &patch).await?;
     }
-    let ledger = ConfigMap {
-        metadata: kube::api::ObjectMeta {
-            name: Some(LEDGER.into()),
-            labels: Some(BTreeMap::from([(LEDGER_LABEL.to_string(), "acr-imports".to_string())])),
-            ..Default::default()
-        },
-        data: Some(data),
-        ..Default::default()
-    };
-    match api.create(&PostParams::default(), &ledger).await {
-        Ok(_) => Ok(()),
-        // Created meanwhile by a concurrent import: patch it.
-        Err(kube::Error::Api(e)) if e.code == 409 => api
-            .patch(LEDGER, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map(|_| ())
-            .map_err(Error::kube(context)),
-        Err(e) => Err(Error::kube(context)(e)),
-    }
+    Ok(())
 }
+
+/// Field manager of the ledger's writes.
+const LEDGER_MANAGER: &str = "import-ledger";
 
 #[cfg(test)]
 mod tests {

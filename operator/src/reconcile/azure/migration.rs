@@ -2,32 +2,31 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ListParams, Patch, PatchParams, ResourceExt};
+use kube::api::{ApiResource, ResourceExt};
 use mesh_crds::{MeshInstallation, WorkloadKind, condition_type as ct};
-use mesh_provisioner::azure::aks::ClusterRef;
-use mesh_provisioner::azure::{ArmClient, ArmError};
+use mesh_provisioner::apply::Applier;
+use mesh_provisioner::azure::ArmError;
 use mesh_provisioner::labels;
 use serde_json::json;
 
 use super::*;
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::reconcile::conditions::ConditionUpdate;
+use crate::reconcile::status::Record;
+use crate::reconcile::{apply, observe};
 
 /// The documented in-place migration, one step at a time, each recorded in status so a restarted
 /// operator resumes where it stopped.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn migrate(
-    mi: &MeshInstallation,
-    ctx: &Context,
-    client: &ArmClient,
-    cluster: &ClusterRef,
+    arm: &Arm<'_>,
     revision: &str,
-    journal: &mut Journal,
+    journal: &mut Record,
     findings: &mut Findings,
 ) -> Result<()> {
+    let Arm { mi, ctx, applier, .. } = *arm;
     loop {
         let step = journal.step().unwrap_or(MIGRATION_STEPS[0]).to_string();
         let index = MIGRATION_STEPS.iter().position(|s| *s == step).unwrap_or(0);
@@ -37,10 +36,7 @@ pub(super) async fn migrate(
         let done = match step.as_str() {
             "DisableOsmAddon" => {
                 let result = ensure_cluster(
-                    ctx,
-                    mi,
-                    client,
-                    cluster,
+                    arm,
                     journal,
                     operation::DISABLE_OSM,
                     "disabling the AKS OSM add-on (migration to Istio)",
@@ -50,15 +46,12 @@ pub(super) async fn migrate(
                 cluster_step(result, findings)
             }
             "DeleteOsmWebhooks" => {
-                delete_addon_webhooks(ctx).await?;
+                delete_addon_webhooks(applier).await?;
                 true
             }
             "EnableIstioAddon" => {
                 let result = ensure_cluster(
-                    ctx,
-                    mi,
-                    client,
-                    cluster,
+                    arm,
                     journal,
                     operation::ENABLE_ISTIO,
                     &format!("enabling the AKS Istio add-on ({revision}; migration from OSM)"),
@@ -68,10 +61,10 @@ pub(super) async fn migrate(
                 cluster_step(result, findings)
             }
             "RelabelNamespaces" => {
-                strip_osm_enrolment(mi, ctx).await?;
+                strip_osm_enrolment(mi, applier).await?;
                 true
             }
-            "RestartWorkloads" => match restart_in_order(mi, ctx, revision).await? {
+            "RestartWorkloads" => match restart_in_order(mi, ctx, applier, revision).await? {
                 None => true,
                 Some(waiting) => {
                     findings.progress.provider = Some(ConditionUpdate::not_ok(
@@ -84,7 +77,7 @@ pub(super) async fn migrate(
                 }
             },
             "DeleteOsmCrds" => {
-                let gone = delete_osm_crds(ctx).await?;
+                let gone = delete_osm_crds(applier).await?;
                 if !gone {
                     // Their instances go first; look again shortly.
                     findings.wait(Duration::from_secs(1));
@@ -114,7 +107,7 @@ pub(super) async fn migrate(
         let next = MIGRATION_STEPS[(index + 1).min(MIGRATION_STEPS.len() - 1)];
         tracing::info!(installation = %mi.name_any(), from = %step, to = next, "OSM → Istio migration advanced");
         journal.set_step(next);
-        journal.persist(ctx, mi).await?;
+        journal.persist(ctx).await?;
     }
 }
 
@@ -133,19 +126,16 @@ pub(super) fn cluster_step(result: Result<Ensure, ArmError>, findings: &mut Find
     }
 }
 
-/// Removes OSM's enrolment (label and annotations) from the installation's namespaces, whoever set it.
-pub(super) async fn strip_osm_enrolment(mi: &MeshInstallation, ctx: &Context) -> Result<()> {
-    let api: Api<Namespace> = Api::all(ctx.client.clone());
+/// Removes OSM's enrolment (label and annotations) from the installation's namespaces, whoever
+/// set it; a namespace that does not exist is skipped.
+pub(super) async fn strip_osm_enrolment(mi: &MeshInstallation, applier: &Applier) -> Result<()> {
     let body = json!({"metadata": {
         "labels": {labels::OSM_MONITORED_BY: null},
         "annotations": {labels::OSM_SIDECAR_INJECTION: null, labels::OSM_METRICS: null},
     }});
+    let namespace = ApiResource::erase::<Namespace>(&());
     for ns in &mi.spec.namespaces {
-        match api.patch(&ns.name, &PatchParams::default(), &Patch::Merge(&body)).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(Error::kube(format!("removing OSM enrolment from Namespace/{}", ns.name))(error)),
-        }
+        applier.merge_patch(MIGRATION_MANAGER, &namespace, None, &ns.name, &body).await?;
     }
     Ok(())
 }
@@ -186,91 +176,56 @@ pub fn dependency_order(spec: &mesh_crds::MeshInstallationSpec) -> Vec<&mesh_crd
 /// Restarts the workloads one at a time in dependency order, each after the previous one has
 /// rolled out; then the workloads in the namespaces that mesh-operator does not manage. Returns
 /// what it is waiting for, or None when every workload was restarted.
-pub(super) async fn restart_in_order(mi: &MeshInstallation, ctx: &Context, revision: &str) -> Result<Option<String>> {
-    let body = json!({"spec": {"template": {"metadata": {"annotations": {MIGRATED_ANNOTATION: revision}}}}});
-    let params = PatchParams::default();
+pub(super) async fn restart_in_order(
+    mi: &MeshInstallation,
+    ctx: &Context,
+    applier: &Applier,
+    revision: &str,
+) -> Result<Option<String>> {
+    let body = apply::restart_patch(MIGRATED_ANNOTATION, revision);
     for app in dependency_order(&mi.spec) {
-        let (annotated, rolled) = match app.kind {
-            WorkloadKind::Deployment => {
-                let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &app.namespace);
-                let Some(live) = api
-                    .get_opt(&app.name)
-                    .await
-                    .map_err(Error::kube(format!("reading Deployment {}/{}", app.namespace, app.name)))?
-                else {
-                    continue;
-                };
-                let annotated = template_annotation(live.spec.as_ref().map(|s| &s.template)) == Some(revision);
-                if !annotated {
-                    api.patch(&app.name, &params, &Patch::Merge(&body))
-                        .await
-                        .map_err(Error::kube(format!("restarting Deployment {}/{}", app.namespace, app.name)))?;
-                    return Ok(Some(format!("restarted Deployment {}/{}", app.namespace, app.name)));
-                }
-                let status = live.status.unwrap_or_default();
-                let wanted = live.spec.and_then(|s| s.replicas).unwrap_or(1);
-                let rolled = status.observed_generation >= live.metadata.generation
-                    && status.updated_replicas.unwrap_or(0) >= wanted
-                    && status.available_replicas.unwrap_or(0) >= wanted
-                    && status.replicas.unwrap_or(0) == wanted;
-                (annotated, rolled)
-            }
-            WorkloadKind::StatefulSet => {
-                let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &app.namespace);
-                let Some(live) = api
-                    .get_opt(&app.name)
-                    .await
-                    .map_err(Error::kube(format!("reading StatefulSet {}/{}", app.namespace, app.name)))?
-                else {
-                    continue;
-                };
-                let annotated = template_annotation(live.spec.as_ref().map(|s| &s.template)) == Some(revision);
-                if !annotated {
-                    api.patch(&app.name, &params, &Patch::Merge(&body))
-                        .await
-                        .map_err(Error::kube(format!("restarting StatefulSet {}/{}", app.namespace, app.name)))?;
-                    return Ok(Some(format!("restarted StatefulSet {}/{}", app.namespace, app.name)));
-                }
-                let status = live.status.unwrap_or_default();
-                let wanted = live.spec.and_then(|s| s.replicas).unwrap_or(1);
-                let rolled = status.observed_generation >= live.metadata.generation
-                    && status.updated_replicas.unwrap_or(0) >= wanted
-                    && status.ready_replicas.unwrap_or(0) >= wanted;
-                (annotated, rolled)
-            }
-        };
-        if annotated && !rolled {
+        let Some(live) = observe::workload(ctx, app.kind, &app.namespace, &app.name).await? else { continue };
+        if observe::template_annotation(&live, MIGRATED_ANNOTATION) != Some(revision) {
+            let resource = live_resource(app.kind);
+            applier.merge_patch(MIGRATION_MANAGER, &resource, Some(&app.namespace), &app.name, &body).await?;
+            return Ok(Some(format!("restarted {} {}/{}", resource.kind, app.namespace, app.name)));
+        }
+        if !rolled_out(app.kind, &live) {
             return Ok(Some(format!("waiting for {}/{} to roll out", app.namespace, app.name)));
         }
     }
     // Workloads in the enrolled namespaces that are not ours.
     for ns in &mi.spec.namespaces {
-        macro_rules! restart_foreign {
-            ($kind:ty) => {{
-                let api: Api<$kind> = Api::namespaced(ctx.client.clone(), &ns.name);
-                let list = api
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(Error::kube(format!("listing workloads in {}", ns.name)))?;
-                for workload in list.items {
-                    let ours = workload.labels().contains_key(labels::INSTALLATION);
-                    let annotated = template_annotation(workload.spec.as_ref().map(|s| &s.template)) == Some(revision);
-                    if ours || annotated {
-                        continue;
-                    }
-                    api.patch(&workload.name_any(), &params, &Patch::Merge(&body))
-                        .await
-                        .map_err(Error::kube(format!("restarting {}/{}", ns.name, workload.name_any())))?;
-                }
-            }};
-        }
-        restart_foreign!(Deployment);
-        restart_foreign!(StatefulSet);
-        restart_foreign!(DaemonSet);
+        apply::restart_foreign_workloads(ctx, applier, MIGRATION_MANAGER, &ns.name, MIGRATED_ANNOTATION, revision)
+            .await?;
     }
     Ok(None)
 }
 
-pub(super) fn template_annotation(template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> Option<&str> {
-    template?.metadata.as_ref()?.annotations.as_ref()?.get(MIGRATED_ANNOTATION).map(String::as_str)
+/// Field manager of the migration's writes to objects it does not own.
+const MIGRATION_MANAGER: &str = "migration";
+
+fn live_resource(kind: WorkloadKind) -> ApiResource {
+    match kind {
+        WorkloadKind::Deployment => ApiResource::erase::<Deployment>(&()),
+        WorkloadKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
+    }
+}
+
+/// Whether a restarted workload has rolled out: every wanted replica updated and available
+/// (Deployment) or ready (StatefulSet), at the current generation.
+fn rolled_out(kind: WorkloadKind, live: &kube::api::DynamicObject) -> bool {
+    let field = |path: &str| live.data.pointer(path).and_then(serde_json::Value::as_i64);
+    let wanted = field("/spec/replicas").unwrap_or(1);
+    let at_generation = field("/status/observedGeneration") >= live.metadata.generation;
+    let updated = field("/status/updatedReplicas").unwrap_or(0) >= wanted;
+    match kind {
+        WorkloadKind::Deployment => {
+            at_generation
+                && updated
+                && field("/status/availableReplicas").unwrap_or(0) >= wanted
+                && field("/status/replicas").unwrap_or(0) == wanted
+        }
+        WorkloadKind::StatefulSet => at_generation && updated && field("/status/readyReplicas").unwrap_or(0) >= wanted,
+    }
 }

@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kube::api::ResourceExt;
-use mesh_crds::{AzureOperation, MeshInstallation, MeshProvider, condition_type as ct};
-use mesh_provisioner::azure::ArmError;
+use mesh_crds::{AzureSpec, MeshInstallation, MeshProvider, condition_type as ct};
+use mesh_provisioner::apply::Applier;
+use mesh_provisioner::azure::{ArmClient, ArmError};
 
 mod addon;
 mod attach;
@@ -29,6 +30,7 @@ mod teardown;
 
 #[allow(clippy::wildcard_imports)]
 use self::{addon::*, images::*, journal::*, migration::*};
+pub use crate::reconcile::progress::AzureProgress;
 pub use attach::{FORBIDDEN_REASON as ACR_PULL_FORBIDDEN, teardown_acr_pull};
 pub use ledger::LEDGER as IMPORT_LEDGER;
 pub use migration::dependency_order;
@@ -38,8 +40,10 @@ pub use teardown::{
     teardown_leftovers,
 };
 
-use super::conditions::ConditionUpdate;
-use super::status::Progress;
+use super::conditions::{self, ConditionUpdate};
+use super::progress::Progress;
+use super::retry;
+use super::status::Record;
 use crate::context::Context;
 use crate::error::Result;
 
@@ -89,23 +93,14 @@ pub struct AzureOutcome {
     pub requeue: Option<Duration>,
 }
 
-/// The Azure part of the status, filled by this step.
-#[derive(Clone, Debug, Default)]
-pub struct AzureProgress {
-    /// MeshReady while the add-on is not there yet (None: the mesh component decides).
-    pub provider: Option<ConditionUpdate>,
-    /// ImagesImported.
-    pub images: Option<ConditionUpdate>,
-    /// A fatal error that needs a person.
-    pub degraded: Option<ConditionUpdate>,
-    /// `status.azureOperations`, when this step ran.
-    pub operations: Option<Vec<AzureOperation>>,
-    /// `status.importedImages`, when this step ran.
-    pub imported_images: Option<Vec<String>>,
-    /// `status.osmMigrationStep`, when this step ran.
-    pub migration_step: Option<Option<String>>,
-    /// `status.acrPullAssignment`, when this step ran.
-    pub acr_pull_assignment: Option<Option<mesh_crds::RoleAssignmentStatus>>,
+/// What every part of one Azure step works with: the installation, the cluster and ARM.
+#[derive(Clone, Copy)]
+pub(super) struct Arm<'a> {
+    pub(super) mi: &'a MeshInstallation,
+    pub(super) ctx: &'a Context,
+    pub(super) applier: &'a Applier,
+    pub(super) client: &'a ArmClient,
+    pub(super) azure: &'a AzureSpec,
 }
 
 /// Whether the installation talks to Azure at all.
@@ -138,7 +133,7 @@ impl Findings {
     fn error(&mut self, error: ArmError) -> ConditionUpdate {
         let condition = error_condition(ct::MESH_READY, &error);
         if !error.is_retryable() {
-            self.progress.degraded = Some(super::degraded(&error.code(), error.condition_message()));
+            self.progress.degraded = Some(conditions::degraded(&error.code(), error.condition_message()));
         }
         self.errors.push(error);
         condition
@@ -155,8 +150,15 @@ pub(super) fn error_condition(type_: &'static str, error: &ArmError) -> Conditio
 }
 
 /// The Azure step. Fills `progress` with the provider and image conditions and returns what the
-/// build needs.
-pub async fn converge_azure(mi: &MeshInstallation, ctx: &Context, progress: &mut Progress) -> Result<AzureOutcome> {
+/// plan needs; what must be on record at once (a started operation, an import, the migration
+/// step) it writes through `journal`, the reconcile's status record.
+pub async fn converge_azure(
+    mi: &MeshInstallation,
+    ctx: &Context,
+    applier: &Applier,
+    journal: &mut Record,
+    progress: &mut Progress,
+) -> Result<AzureOutcome> {
     let Some(azure) = mi.spec.azure.as_ref().filter(|_| uses_azure(mi)) else {
         return Ok(AzureOutcome { mesh_prerequisites_met: true, ..Default::default() });
     };
@@ -169,11 +171,11 @@ pub async fn converge_azure(mi: &MeshInstallation, ctx: &Context, progress: &mut
         return Ok(outcome);
     }
 
-    let mut journal = Journal::new(mi);
     let mut findings = Findings::default();
     match ctx.azure.client(ctx, azure).await {
         Ok(client) => {
-            provider(mi, ctx, &client, azure, &mut journal, &mut findings).await?;
+            let arm = Arm { mi, ctx, applier, client: &client, azure };
+            provider(&arm, journal, &mut findings).await?;
             let no_token = findings.errors.iter().find(|e| matches!(e, ArmError::Credential { .. }));
             match no_token {
                 // Without a token every import fails the same way: say so without asking again.
@@ -182,8 +184,8 @@ pub async fn converge_azure(mi: &MeshInstallation, ctx: &Context, progress: &mut
                         Some(ConditionUpdate { type_: ct::IMAGES_IMPORTED, ..error_condition(ct::MESH_READY, error) });
                 }
                 _ => {
-                    images(mi, ctx, &client, azure, &mut journal, &mut findings).await?;
-                    attach::attach(mi, ctx, &client, azure, &mut journal, &mut findings).await?;
+                    images(&arm, journal, &mut findings).await?;
+                    attach::attach(&arm, journal, &mut findings).await?;
                 }
             }
         }
@@ -195,12 +197,11 @@ pub async fn converge_azure(mi: &MeshInstallation, ctx: &Context, progress: &mut
             if mi.spec.registry.is_some() {
                 findings.progress.images = Some(ConditionUpdate { type_: ct::IMAGES_IMPORTED, ..condition });
             }
-            findings.progress.degraded = Some(super::degraded(&error.code(), error.condition_message()));
+            findings.progress.degraded = Some(conditions::degraded(&error.code(), error.condition_message()));
             findings.errors.push(error);
         }
     }
-    journal.persist(ctx, mi).await?;
-    journal.into_progress(&mut findings.progress);
+    journal.persist(ctx).await?;
 
     // Back-off: the server's Retry-After or our exponential back-off for retryable errors, a long
     // pause for fatal ones, the operation's Retry-After while one runs.
@@ -210,7 +211,7 @@ pub async fn converge_azure(mi: &MeshInstallation, ctx: &Context, progress: &mut
     let mut wait = findings.waits.iter().copied().min();
     if !retryable.is_empty() {
         let server = retryable.iter().filter_map(|e| e.retry_after()).max().unwrap_or_default();
-        let ours = super::backoff(attempts.max(1), ctx.settings.max_backoff);
+        let ours = retry::backoff(attempts.max(1), ctx.settings.max_backoff);
         let delay = server.max(ours);
         wait = Some(wait.map_or(delay, |w| w.min(delay)));
         for error in &retryable {

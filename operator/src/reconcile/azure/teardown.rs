@@ -2,40 +2,46 @@
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ResourceExt};
+use kube::api::{ApiResource, ResourceExt};
 use mesh_crds::{MeshInstallation, MeshProvider};
-use mesh_provisioner::azure::aks::ClusterRef;
+use mesh_provisioner::apply::Applier;
 use mesh_provisioner::osm;
 
 use super::*;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::reconcile::status;
+use crate::reconcile::status::Record;
 
 /// Deletes the webhooks the AKS OSM add-on leaves behind (they block pod creation once nothing
 /// serves them).
-pub async fn delete_addon_webhooks(ctx: &Context) -> Result<()> {
-    crate::reconcile::teardown::delete_named::<MutatingWebhookConfiguration>(ctx, osm::names::AKS_ADDON_WEBHOOK)
-        .await?;
-    crate::reconcile::teardown::delete_named::<ValidatingWebhookConfiguration>(ctx, osm::names::AKS_ADDON_VALIDATOR)
-        .await?;
+pub async fn delete_addon_webhooks(applier: &Applier) -> Result<()> {
+    let mutating = ApiResource::erase::<MutatingWebhookConfiguration>(&());
+    applier.delete_named(&mutating, None, osm::names::AKS_ADDON_WEBHOOK).await?;
+    let validating = ApiResource::erase::<ValidatingWebhookConfiguration>(&());
+    applier.delete_named(&validating, None, osm::names::AKS_ADDON_VALIDATOR).await?;
     Ok(())
 }
 
 /// Deletes the 10 OSM/SMI CRDs by their correct names. True once all of them are gone: a CRD
 /// deletes its instances first, and an installation applied meanwhile (or the add-on's manager)
 /// would otherwise write CRDs that are about to vanish.
-pub async fn delete_osm_crds(ctx: &Context) -> Result<bool> {
+pub async fn delete_osm_crds(applier: &Applier) -> Result<bool> {
+    let crd = ApiResource::erase::<CustomResourceDefinition>(&());
     let mut all_gone = true;
     for name in mesh_crds::generate::osm_crd_names() {
-        all_gone &= crate::reconcile::teardown::delete_named::<CustomResourceDefinition>(ctx, &name).await?;
+        all_gone &= applier.delete_named(&crd, None, &name).await?;
     }
     Ok(all_gone)
 }
 
 /// Teardown, before the control plane's objects are deleted: disables the add-on (resuming a
 /// stored operation) and deletes the webhooks AKS leaves behind. True when done.
-pub async fn teardown_addon(mi: &MeshInstallation, ctx: &Context) -> Result<bool> {
+pub async fn teardown_addon(
+    mi: &MeshInstallation,
+    ctx: &Context,
+    applier: &Applier,
+    record: &mut Record,
+) -> Result<bool> {
     let Some(azure) = mi.spec.azure.as_ref() else { return Ok(true) };
     let (op_name, what): (&str, &str) = match mi.spec.mesh.provider {
         MeshProvider::SelfHosted => return Ok(true),
@@ -48,12 +54,11 @@ pub async fn teardown_addon(mi: &MeshInstallation, ctx: &Context) -> Result<bool
     }
     let client = match ctx.azure.client(ctx, azure).await {
         Ok(client) => client,
-        Err(error) => return Err(blocked(ctx, mi, what, error).await),
+        Err(error) => return Err(blocked(ctx, record, what, error).await),
     };
-    let cluster = ClusterRef::from_spec(azure);
-    let mut journal = Journal::new(mi);
+    let arm = Arm { mi, ctx, applier, client: &client, azure };
     let provider = mi.spec.mesh.provider;
-    let result = ensure_cluster(ctx, mi, &client, &cluster, &mut journal, op_name, what, |c| match provider {
+    let result = ensure_cluster(&arm, record, op_name, what, |c| match provider {
         MeshProvider::AksAddon => c.set_osm_addon(false),
         _ => c.disable_istio(),
     })
@@ -72,20 +77,20 @@ pub async fn teardown_addon(mi: &MeshInstallation, ctx: &Context) -> Result<bool
         Err(error) if error.status() == Some(404) => {
             tracing::info!(installation = %mi.name_any(), "teardown: {error}; nothing to disable");
         }
-        Err(error) => return Err(blocked(ctx, mi, what, error).await),
+        Err(error) => return Err(blocked(ctx, record, what, error).await),
     }
     if provider == MeshProvider::AksAddon {
-        delete_addon_webhooks(ctx).await?;
+        delete_addon_webhooks(applier).await?;
     }
     Ok(true)
 }
 
 /// Teardown, after the control plane's objects are deleted: the 10 OSM/SMI CRDs the AKS OSM
 /// add-on leaves behind. True once they are gone.
-pub async fn teardown_leftovers(mi: &MeshInstallation, ctx: &Context) -> Result<bool> {
+pub async fn teardown_leftovers(mi: &MeshInstallation, applier: &Applier) -> Result<bool> {
     // With the Azure step skipped the add-on still runs, and these CRDs are its own.
     if mi.spec.mesh.provider == MeshProvider::AksAddon && !skips_azure_teardown(mi) {
-        return delete_osm_crds(ctx).await;
+        return delete_osm_crds(applier).await;
     }
     Ok(true)
 }
@@ -102,46 +107,14 @@ pub fn skips_azure_teardown(mi: &MeshInstallation) -> bool {
 
 /// A teardown that cannot go on without a person: says so in a Degraded condition naming the
 /// problem and the way out, and returns the error (the finalizer stays; the reconcile backs off).
-pub(super) async fn blocked(ctx: &Context, mi: &MeshInstallation, what: &str, error: ArmError) -> Error {
+pub(super) async fn blocked(ctx: &Context, record: &mut Record, what: &str, error: ArmError) -> Error {
     let message = format!(
         "teardown is blocked {what}: {}; fix that, or annotate this MeshInstallation with {SKIP_AZURE_TEARDOWN}=true to finish the teardown without the Azure step (what it would remove then stays in Azure)",
         error.condition_message()
     );
-    let update = crate::reconcile::degraded("AzureTeardownBlocked", message);
-    if let Err(write) = set_condition(ctx, mi, update).await {
-        tracing::warn!(installation = %mi.name_any(), "could not report the blocked teardown: {write}");
+    record.set_conditions(&[conditions::degraded("AzureTeardownBlocked", message)]);
+    if let Err(write) = record.persist(ctx).await {
+        tracing::warn!(installation = %record.name(), "could not report the blocked teardown: {write}");
     }
     Error::Azure(Box::new(error))
-}
-
-/// Removes `status.acrPullAssignment` from the stored status (the rest kept).
-pub(super) async fn clear_acr_pull(ctx: &Context, mi: &MeshInstallation) -> Result<()> {
-    let api: Api<MeshInstallation> = Api::all(ctx.client.clone());
-    let latest = api.get(&mi.name_any()).await.map_err(Error::kube("reading MeshInstallation"))?;
-    let mut current = latest.status.unwrap_or_default();
-    if current.acr_pull_assignment.take().is_none() {
-        return Ok(());
-    }
-    status::write(ctx, mi, &current).await
-}
-
-/// Replaces one condition in the stored status (others and the rest of the status kept).
-async fn set_condition(ctx: &Context, mi: &MeshInstallation, update: ConditionUpdate) -> Result<()> {
-    let api: Api<MeshInstallation> = Api::all(ctx.client.clone());
-    // `get`, not `get_status`: the ClusterRole grants no `get` on the status subresource.
-    let latest = api.get(&mi.name_any()).await.map_err(Error::kube("reading MeshInstallation"))?;
-    let mut current = latest.status.unwrap_or_default();
-    let merged = crate::reconcile::conditions::merge(
-        &current.conditions,
-        std::slice::from_ref(&update),
-        &status::jiff_now(),
-        mi.metadata.generation,
-    );
-    let before = current.conditions.clone();
-    current.conditions.retain(|c| c.type_ != update.type_);
-    current.conditions.extend(merged);
-    if before == current.conditions {
-        return Ok(());
-    }
-    status::write(ctx, mi, &current).await
 }
