@@ -7,10 +7,11 @@
 //! writer, fed by the [`progress`] the steps return). [`azure`] is the step that talks to ARM;
 //! [`teardown`] runs the steps backwards.
 //!
-//! Modules depend one way only, each on those listed after it and never back up:
-//! `mod` → `converge`, `teardown` → `azure`, `shared` → `workloads`, `certificates` → `status` →
-//! `events`, `progress` → `observe` → `validate`, `placement`, `gateway_api`, `conditions`,
-//! `retry`, `azure_cli`.
+//! Modules depend one way only, each on modules to its right and never back (checked with
+//! `grep -n "super::\|crate::reconcile::"`):
+//! `mod` → `converge`, `teardown` → `azure` → `apply`, `certificates`, `shared` → `status` →
+//! `events` → `progress` → `observe` → `validate` → `placement`, `gateway_api` → `conditions`;
+//! `retry` and `azure_cli` are leaves.
 
 pub mod apply;
 pub mod azure;

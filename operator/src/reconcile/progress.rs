@@ -269,7 +269,7 @@ impl Progress {
 
 /// The Azure part of the progress, filled by the Azure step. What it must keep on record
 /// (operations, imported images, the migration step, the AcrPull assignment) it writes through
-/// the status [`Record`](super::status::Record) as it goes.
+/// the status record as it goes.
 #[derive(Clone, Debug, Default)]
 pub struct AzureProgress {
     /// MeshReady while the add-on is not there yet (None: the mesh component decides).
@@ -293,3 +293,6 @@ pub fn bounded_notifications(all: &[mesh_crds::Notification]) -> (Vec<mesh_crds:
     sorted.truncate(MAX_STATUS_NOTIFICATIONS);
     (sorted, (omitted > 0).then(|| u32::try_from(omitted).unwrap_or(u32::MAX)))
 }
+
+#[cfg(test)]
+mod tests;

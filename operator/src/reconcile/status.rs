@@ -171,6 +171,3 @@ pub async fn report_unreadable(ctx: &Context, metadata: &kube::api::ObjectMeta, 
         tracing::warn!(installation = %name, "could not report that it is unreadable: {error}");
     }
 }
-
-#[cfg(test)]
-mod tests;

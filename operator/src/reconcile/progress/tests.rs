@@ -8,7 +8,7 @@ use mesh_provisioner::apply::ApplyError;
 use mesh_provisioner::desired::Component;
 
 use super::super::conditions::ConditionUpdate;
-use super::super::validate::Problem;
+use super::super::conditions::Problem;
 use super::{MAX_STATUS_NOTIFICATIONS, Progress, bounded_notifications};
 
 fn spec(yaml: &str) -> mesh_crds::MeshInstallationSpec {
@@ -278,8 +278,10 @@ fn a_policy_that_could_not_be_translated_degrades_a_ready_installation() {
 fn degraded_shows_the_most_urgent_cause() {
     let mut progress = plain();
     progress.notifications.push(notification(NotificationLevel::Error, "HTTPRouteGroup/shop/g", "bad"));
-    progress.azure.degraded =
-        Some(super::super::degraded("AuthorizationFailed", "the identity may not write to the cluster".into()));
+    progress.azure.degraded = Some(super::super::conditions::degraded(
+        "AuthorizationFailed",
+        "the identity may not write to the cluster".into(),
+    ));
     assert_eq!(
         state(&progress, ct::DEGRADED).1,
         "AuthorizationFailed",
