@@ -13,7 +13,7 @@
 //! catch-all rule (`PathPrefix /`) routes what no match names, because a route attached to a
 //! Service rejects unmatched requests with 404.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use gateway_api::apis::standard::httproutes::{
     HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesBackendRefs, HttpRouteRulesMatches,
@@ -27,7 +27,7 @@ use mesh_crds::smi::TrafficSplit;
 use super::SOURCE_ANNOTATION;
 use super::index::{Index, namespace_of};
 use super::limits::{self, MAX_BACKEND_REFS, MAX_HEADERS, MAX_WEIGHT};
-use super::names::{self, is_dns_label};
+use super::names::{self, FastMap, is_dns_label};
 use super::notify::{Notes, object_ref, quote};
 use super::regex_analysis::{self, Analyzer, Domain, RoutePath, Unexpressible};
 use super::resolve::{GrantedMatch, ResolvedTarget};
@@ -106,11 +106,20 @@ fn path_match(kind: HttpRouteRulesMatchesPathType, value: String) -> Option<Http
     Some(HttpRouteRulesMatchesPath { r#type: Some(kind), value: Some(value) })
 }
 
+/// `match "<name>"` in messages, formatted only when a message is written.
+struct MatchName<'n>(&'n str);
+
+impl std::fmt::Display for MatchName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "match {:?}", self.0)
+    }
+}
+
 fn convert(grant: &GrantedMatch<'_>, analyzer: &mut Analyzer, notes: &mut Notes) -> Converted {
     let none = Converted { matches: Vec::new() };
     let m = grant.http_match;
     let object = &grant.group_ref;
-    let label = format!("match {:?}", m.name);
+    let label = MatchName(&m.name);
     let path = match m.path_regex.as_deref().filter(|p| !p.is_empty()) {
         None => path_match(HttpRouteRulesMatchesPathType::PathPrefix, "/".to_string()),
         Some(regex) => {
@@ -268,7 +277,7 @@ pub(crate) fn translate_splits(
     analyzer: &mut Analyzer,
     notes: &mut Notes,
 ) -> Vec<HttpRoute> {
-    let mut targets_by_destination: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    let mut targets_by_destination: FastMap<(&str, &str), Vec<usize>> = FastMap::default();
     for (i, target) in targets.iter().enumerate() {
         targets_by_destination.entry((target.namespace, target.destination)).or_default().push(i);
     }
@@ -282,7 +291,7 @@ pub(crate) fn translate_splits(
             );
         }
     }
-    let mut converted: HashMap<(std::rc::Rc<str>, usize), Converted> = HashMap::new();
+    let mut converted: FastMap<(std::rc::Rc<str>, usize), Converted> = FastMap::default();
     let mut routes = Vec::new();
     for ((namespace, name), split) in sorted {
         let context = SplitContext {
@@ -302,13 +311,13 @@ struct SplitContext<'s, 'a> {
     name: &'s str,
     index: &'s Index<'a>,
     targets: &'s [ResolvedTarget<'a>],
-    targets_by_destination: &'s HashMap<(&'s str, &'s str), Vec<usize>>,
+    targets_by_destination: &'s FastMap<(&'s str, &'s str), Vec<usize>>,
 }
 
 fn translate_split(
     split: &TrafficSplit,
     context: &SplitContext<'_, '_>,
-    converted: &mut HashMap<(std::rc::Rc<str>, usize), Converted>,
+    converted: &mut FastMap<(std::rc::Rc<str>, usize), Converted>,
     analyzer: &mut Analyzer,
     notes: &mut Notes,
 ) -> Vec<HttpRoute> {
@@ -497,7 +506,7 @@ fn translate_split(
 fn match_rules(
     split: &TrafficSplit,
     context: &SplitContext<'_, '_>,
-    converted: &mut HashMap<(std::rc::Rc<str>, usize), Converted>,
+    converted: &mut FastMap<(std::rc::Rc<str>, usize), Converted>,
     analyzer: &mut Analyzer,
     notes: &mut Notes,
 ) -> Vec<Vec<HttpRouteRulesMatches>> {
