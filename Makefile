@@ -23,11 +23,13 @@ e2e-kubeconfig: cluster
 	bash e2e/kubeconfig.sh $(BIN_DIR)
 
 ## cluster: build the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok, the
-## real-pod runner; as root, apt-installs runc, umoci and busybox-static when missing). OSM's own images
-## are not built into the default store yet: with them every self-hosted suite ran a real osm-bootstrap,
-## which rewrites the CRDs the operator applies; e2e/tests/real_osm.rs builds them into a store of its own.
+## real-pod runner; as root, apt-installs runc, umoci, busybox-static and curl when missing) and OSM
+## v1.2.4's control plane into the default image store (`osm-images`): from then on, on the local control
+## plane, osm-bootstrap, osm-controller and osm-injector run for real and the injector injects the apps,
+## in the README's manual steps and in every suite that does not ask for simulated OSM (Need::SimulatedOsm).
 cluster:
 	bash e2e/cluster/build.sh $(BIN_DIR)
+	bash e2e/osm/build.sh --with-curl $(BIN_DIR)
 
 ## oracle: build OSM v1.2.4's policy code as the translator's judge (e2e/osm-oracle), and unit-test it.
 oracle:
@@ -35,7 +37,7 @@ oracle:
 
 ## osm-images: build OSM v1.2.4's control-plane binaries from its Go module (and the chart's curl init
 ## image) into the local image store ($MESH_IMAGE_STORE, default ~/.cache/mesh-operator/images), so
-## osm-bootstrap, osm-controller and osm-injector run for real and inject the apps (opt-in for now).
+## osm-bootstrap, osm-controller and osm-injector run for real and inject the apps (part of `cluster`).
 osm-images:
 	bash e2e/osm/build.sh --with-curl $(BIN_DIR)
 

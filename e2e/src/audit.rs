@@ -113,6 +113,23 @@ pub fn forbidden(requests: &[Request]) -> Vec<String> {
         .collect()
 }
 
+/// Verbs that change state, as the audit log names them.
+pub const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+
+/// The writes among `requests`, as `verb group/resource namespace/name (code)`: what a steady
+/// installation must not make. Only the requests of the user read count, so the writes of other
+/// controllers (OSM's real control plane, the cluster's own) never do.
+pub fn writes(requests: &[Request]) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| WRITE_VERBS.contains(&r.verb.as_str()))
+        .map(|r| {
+            let namespace = r.namespace.clone().unwrap_or_default();
+            format!("{} {namespace}/{} ({})", r.rule(), r.name.clone().unwrap_or_default(), r.code)
+        })
+        .collect()
+}
+
 /// Every `verb group/resource` used. A server-side apply is a `patch` that may create the object
 /// (RBAC then checks `create` too), so a patch counts as a use of `create` as well.
 pub fn used_rules(requests: &[Request]) -> BTreeSet<String> {

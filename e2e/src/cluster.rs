@@ -112,9 +112,12 @@ impl TestCluster {
     /// The local control plane as the README's manual steps start it (`localcluster`'s defaults):
     /// admission webhooks on, real pods serving theirs, and webhooks whose Service has only
     /// simulated pods answered "allowed" by the local control plane (`--simulated-webhooks=admit`).
+    /// So once OSM's images are in the store (`make cluster`), OSM's real injector injects the apps.
+    /// The API server also keeps its audit log (`audit_log`), which the manual steps do not need.
     pub fn get_as_by_hand() -> Option<&'static TestCluster> {
         Self::unwrap(
-            CLUSTER_AS_BY_HAND.get_or_init(|| TestCluster::start(Options { as_by_hand: true, ..Default::default() })),
+            CLUSTER_AS_BY_HAND
+                .get_or_init(|| TestCluster::start(Options { as_by_hand: true, audit: true, ..Default::default() })),
         )
     }
 

@@ -41,8 +41,8 @@ use crate::cluster::{Provider, TestCluster};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
     /// Pods become Ready whatever their image (kwok's simulated nodes): workloads with images that
-    /// cannot run (`example.invalid/…`), or an OSM control plane that must stay simulated (a real
-    /// osm-bootstrap rewrites the CRDs the operator applies: `tests/real_osm.rs` runs it apart).
+    /// cannot run (`example.invalid/…`). OSM's control plane is not among them: once `make cluster`
+    /// built its images into the local image store it runs for real in every suite.
     SimulatedPods,
     /// Pods whose images are in the local image store run for real under runc (the local control
     /// plane's runner, with its runc state dir and kubelet endpoint).

@@ -79,3 +79,14 @@ pub fn ensure_static_image(tag: &str, binary: &Path) -> Result<PathBuf, String> 
     let _ = std::fs::remove_dir_all(&staging);
     result.map(|()| store)
 }
+
+/// Builds OSM v1.2.4's control-plane images and the chart's `curlimages/curl` init image into the
+/// store, as `make cluster` does (`e2e/osm/build.sh --with-curl`; seconds when warm): for suites
+/// that need OSM's real control plane also when run on their own after a plain `cargo test`.
+pub fn ensure_osm_images() -> Result<(), String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../e2e/osm/build.sh");
+    run(
+        "e2e/osm/build.sh --with-curl",
+        Command::new("bash").arg(script).arg("--with-curl").arg(crate::cluster::bin_dir()).arg(image_store()),
+    )
+}

@@ -243,6 +243,47 @@ pub async fn meshed_pod(client: &Client, namespace: &str, name: &str) {
     pods.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&pod)).await.expect("meshed pod");
 }
 
+/// The namespaces the bookstore sample enrols.
+pub const BOOKSTORE_APP_NAMESPACES: [&str; 4] = ["bookbuyer", "bookthief", "bookstore", "bookwarehouse"];
+
+/// Waits until every live pod of `namespaces` (at least one in each) carries what OSM's real
+/// sidecar injector adds — the `envoy` container, the `osm-init` init container and the
+/// `osm-proxy-uuid` label — and returns them. Only a real osm-injector called by the API server as
+/// an admission webhook does that (the local control plane as the README starts it).
+pub async fn wait_injected(
+    client: &Client,
+    namespaces: &[&str],
+    timeout: Duration,
+) -> Vec<k8s_openapi::api::core::v1::Pod> {
+    use k8s_openapi::api::core::v1::Pod;
+    wait::until("every app pod injected by osm-injector", timeout, || async {
+        let mut injected = Vec::new();
+        for namespace in namespaces {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            let list = pods.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+            let live: Vec<Pod> = list.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+            if live.is_empty() {
+                return Err(format!("no pods in {namespace} yet"));
+            }
+            for pod in live {
+                let spec = pod.spec.as_ref().ok_or("no spec")?;
+                let containers: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+                let inits: Vec<&str> = spec.init_containers.iter().flatten().map(|c| c.name.as_str()).collect();
+                let uuid = pod.labels().get(OSM_PROXY_UUID);
+                if !containers.contains(&"envoy") || !inits.contains(&"osm-init") || uuid.is_none() {
+                    return Err(format!(
+                        "{namespace}/{}: containers {containers:?}, init containers {inits:?}, {OSM_PROXY_UUID} {uuid:?}",
+                        pod.name_any()
+                    ));
+                }
+                injected.push(pod);
+            }
+        }
+        Ok(injected)
+    })
+    .await
+}
+
 /// The annotations of pod `namespace/name`.
 pub async fn pod_annotations(
     client: &Client,

@@ -1,6 +1,9 @@
 //! The operator's RBAC, proven on the local control plane: `deploy/install.yaml` passes a server
 //! dry run; the operator, authenticated as its ServiceAccount (impersonation) and bound only by the
-//! roles in `deploy/install.yaml`, runs the whole bookstore scenario (apply, weight edit, teardown);
+//! roles in `deploy/install.yaml`, runs the whole bookstore scenario (apply, weight edit, teardown)
+//! on OSM's real control plane (built into the local image store by `make cluster`; the API server
+//! calls OSM's real injector, as in the README's manual steps), enrolling for metrics the app pods
+//! that injector really injected;
 //! with one rule removed it fails with a Forbidden naming that rule; and `meshctl install` /
 //! `meshctl uninstall` apply and remove the manifests.
 
@@ -179,7 +182,7 @@ async fn forget_installations(admin: &Client) {
 }
 
 async fn install_yaml_passes_a_server_side_dry_run() {
-    let Some(cluster) = TestCluster::get_audited() else { return };
+    let Some(cluster) = TestCluster::get_as_by_hand() else { return };
     let _serial = SERIAL.lock().await;
     let admin = cluster.client().await;
     let objects = install_objects();
@@ -195,7 +198,8 @@ async fn install_yaml_passes_a_server_side_dry_run() {
 }
 
 async fn operator_as_its_service_account_runs_the_bookstore_scenario() {
-    let Some(cluster) = TestCluster::get_audited() else { return };
+    mesh_e2e::local_images::ensure_osm_images().expect("OSM's images in the local image store");
+    let Some(cluster) = TestCluster::get_as_by_hand() else { return };
     let _serial = SERIAL.lock().await;
     let admin = cluster.client().await;
     apply_rbac(&admin, Drop::Nothing).await;
@@ -235,10 +239,6 @@ async fn operator_as_its_service_account_runs_the_bookstore_scenario() {
         .expect("caches sync")
         .expect("ready channel");
 
-    // Pods OSM's injector already injected: metrics enrolment annotates them, as the ServiceAccount.
-    for namespace in ["bookstore", "bookbuyer"] {
-        scenario::meshed_pod(&admin, namespace, "meshed").await;
-    }
     let mut mi = sample("bookstore.yaml");
     apply_mi(&admin, &mi).await;
     let api: Api<MeshInstallation> = Api::all(admin.clone());
@@ -246,15 +246,22 @@ async fn operator_as_its_service_account_runs_the_bookstore_scenario() {
         ready(&api.get("bookstore").await.map_err(|e| e.to_string())?)
     })
     .await;
-    for namespace in ["bookstore", "bookbuyer"] {
-        let annotations = scenario::pod_annotations(&admin, namespace, "meshed").await;
-        assert_eq!(
-            annotations.get("prometheus.io/scrape").map(String::as_str),
-            Some("true"),
-            "{namespace}: {annotations:?}"
-        );
-        assert_eq!(annotations.get("prometheus.io/port").map(String::as_str), Some("15010"));
+    // The app pods OSM's real injector injected: metrics enrolment annotates every one of them, as
+    // the ServiceAccount (pods patch).
+    let meshed = scenario::wait_injected(&admin, &scenario::BOOKSTORE_APP_NAMESPACES, CONVERGE).await;
+    for pod in &meshed {
+        let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
+        wait::until(&format!("{namespace}/{name} to be enrolled for metrics"), CONVERGE, || async {
+            let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), &namespace);
+            let Some(pod) = pods.get_opt(&name).await.map_err(|e| e.to_string())? else { return Ok(()) };
+            let annotations = pod.metadata.annotations.unwrap_or_default();
+            let scrape = annotations.get("prometheus.io/scrape").map(String::as_str);
+            let port = annotations.get("prometheus.io/port").map(String::as_str);
+            if (scrape, port) == (Some("true"), Some("15010")) { Ok(()) } else { Err(format!("{annotations:?}")) }
+        })
+        .await;
     }
+    eprintln!("{} app pods injected by the real osm-injector and enrolled for metrics", meshed.len());
 
     // Leader election went through the Role: the Lease is held by this operator.
     let leases: Api<Lease> = Api::namespaced(admin.clone(), NAMESPACE);
@@ -304,10 +311,6 @@ async fn operator_as_its_service_account_runs_the_bookstore_scenario() {
 
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(30), operator).await;
-    for namespace in ["bookstore", "bookbuyer"] {
-        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), namespace);
-        let _ = pods.delete("meshed", &DeleteParams::default()).await;
-    }
     compare_audit_log_with_the_cluster_role(cluster, since);
 }
 
@@ -384,7 +387,7 @@ async fn tear_down(api: &Api<MeshInstallation>, ctx: &Arc<mesh_operator::context
 }
 
 async fn operator_without_the_deployments_rule_is_forbidden_naming_it() {
-    let Some(cluster) = TestCluster::get_audited() else { return };
+    let Some(cluster) = TestCluster::get_as_by_hand() else { return };
     let _serial = SERIAL.lock().await;
     let admin = cluster.client().await;
     apply_rbac(&admin, Drop::Rule("apps", "deployments")).await;
@@ -415,7 +418,7 @@ async fn operator_without_the_deployments_rule_is_forbidden_naming_it() {
 /// Metrics enrolment patches meshed pods: without `patch` on pods the reconcile fails with a
 /// Forbidden naming the verb and the resource.
 async fn operator_without_pods_patch_is_forbidden_naming_it() {
-    let Some(cluster) = TestCluster::get_audited() else { return };
+    let Some(cluster) = TestCluster::get_as_by_hand() else { return };
     let _serial = SERIAL.lock().await;
     let admin = cluster.client().await;
     apply_rbac(&admin, Drop::Verb("", "pods", "patch")).await;
@@ -482,7 +485,7 @@ async fn assert_workload_identity_accepted(admin: &kube::Client, identity: &Work
 }
 
 async fn meshctl_install_waits_for_the_operator_and_uninstall_removes_it() {
-    let Some(cluster) = TestCluster::get_audited() else { return };
+    let Some(cluster) = TestCluster::get_as_by_hand() else { return };
     let _serial = SERIAL.lock().await;
     let admin = cluster.client().await;
     forget_installations(&admin).await;
@@ -527,7 +530,7 @@ async fn meshctl_install_waits_for_the_operator_and_uninstall_removes_it() {
 
 mesh_e2e::e2e_main! {
     install_yaml_passes_a_server_side_dry_run: [],
-    operator_as_its_service_account_runs_the_bookstore_scenario: [SimulatedPods, InProcessOperator, AuditLog],
+    operator_as_its_service_account_runs_the_bookstore_scenario: [SimulatedPods, RealPods, InProcessOperator, AuditLog],
     operator_without_the_deployments_rule_is_forbidden_naming_it: [OwnedCluster, InProcessOperator],
     operator_without_pods_patch_is_forbidden_naming_it: [OwnedCluster, InProcessOperator],
     meshctl_install_waits_for_the_operator_and_uninstall_removes_it: [OwnedCluster, SimulatedPods],

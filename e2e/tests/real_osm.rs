@@ -30,7 +30,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mesh_e2e::operator::{OperatorHandle, test_settings};
-use mesh_e2e::scenario::{apply, delete_and_wait_gone, sample, wait_ready_within};
+use mesh_e2e::scenario::{self, apply, delete_and_wait_gone, sample, wait_ready_within};
 use mesh_e2e::{TestCluster, wait};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,25 +46,6 @@ const PORTS_ANNOTATION: &str = "localcluster.meshoperator.dev/ports";
 const RESYNC: Duration = Duration::from_secs(3);
 /// The controller's debug server (MeshConfig `observability.enableDebugServer`).
 const DEBUG_PORT: u16 = 9092;
-
-/// Builds OSM's images, with the chart's `curlimages/curl` init image, into a store of this suite's
-/// own (seconds when warm) and points the local control plane at it. Other suites' stores stay
-/// without curl, so their osm-controller and osm-injector remain simulated.
-fn use_store_with_osm_images() {
-    let store = mesh_e2e::local_images::image_store().with_extension("real-osm");
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let output = std::process::Command::new("bash")
-        .arg(format!("{root}/e2e/osm/build.sh"))
-        .arg("--with-curl")
-        .arg(mesh_e2e::cluster::bin_dir())
-        .arg(&store)
-        .output()
-        .expect("running e2e/osm/build.sh");
-    assert!(output.status.success(), "e2e/osm/build.sh failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    // SAFETY: the only test of this binary, before the local control plane (a child that reads the
-    // variable) is started and before any other thread reads the environment.
-    unsafe { std::env::set_var("MESH_IMAGE_STORE", &store) };
-}
 
 /// The one pod of `app` in the control-plane namespace, once it runs for real and is Ready.
 async fn real_ready_pod(pods: &Api<Pod>, app: &str) -> Pod {
@@ -165,39 +146,16 @@ async fn error_lines(pods: &Api<Pod>, pod: &str) -> Vec<String> {
         .collect()
 }
 
-/// The namespaces the bookstore sample enrols, whose every pod the injector must have injected.
-const ENROLLED_APP_NAMESPACES: [&str; 4] = ["bookbuyer", "bookthief", "bookstore", "bookwarehouse"];
-
-/// Waits until every pod of the enrolled namespaces carries what OSM's injector adds; returns how
-/// many pods that is. Their Envoy and init images are not local, so they are simulated (asserted).
+/// Waits until every bookstore pod is injected; returns how many pods that is. Their Envoy and
+/// init images are not local, so they are simulated (asserted).
 async fn wait_injected(client: &Client) -> usize {
-    wait::until("every bookstore pod injected by osm-injector", REAL_OSM_CONVERGE, || async {
-        let mut count = 0;
-        for namespace in ENROLLED_APP_NAMESPACES {
-            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-            let list = pods.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
-            if list.items.is_empty() {
-                return Err(format!("no pods in {namespace} yet"));
-            }
-            for pod in list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
-                let spec = pod.spec.as_ref().ok_or("no spec")?;
-                let containers: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
-                let inits: Vec<&str> = spec.init_containers.iter().flatten().map(|c| c.name.as_str()).collect();
-                let uuid = pod.labels().get("osm-proxy-uuid");
-                if !containers.contains(&"envoy") || !inits.contains(&"osm-init") || uuid.is_none() {
-                    return Err(format!(
-                        "{namespace}/{}: containers {containers:?}, init containers {inits:?}, osm-proxy-uuid {uuid:?}",
-                        pod.name_any()
-                    ));
-                }
-                let runtime = pod.annotations().get(RUNTIME_ANNOTATION).map(String::as_str);
-                assert_eq!(runtime, Some("kwok"), "{namespace}/{}: Envoy's image is not local", pod.name_any());
-                count += 1;
-            }
-        }
-        Ok(count)
-    })
-    .await
+    let pods = scenario::wait_injected(client, &scenario::BOOKSTORE_APP_NAMESPACES, REAL_OSM_CONVERGE).await;
+    for pod in &pods {
+        let runtime = pod.annotations().get(RUNTIME_ANNOTATION).map(String::as_str);
+        let name = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+        assert_ne!(runtime, Some("runc"), "{name}: Envoy's image is not local");
+    }
+    pods.len()
 }
 
 fn ingress_backend_resource() -> ApiResource {
@@ -274,7 +232,7 @@ fn cluster_log_lines(cluster: &TestCluster, needle: &str) -> Vec<String> {
 }
 
 async fn bookstore_on_the_real_osm_control_plane() {
-    use_store_with_osm_images();
+    mesh_e2e::local_images::ensure_osm_images().expect("OSM's images in the local image store");
     let Some(cluster) = TestCluster::get_as_by_hand() else { return };
     let client = cluster.client().await;
     let operator = OperatorHandle::start(client.clone(), test_settings(RESYNC)).await;
