@@ -56,6 +56,11 @@ pub enum Need {
     /// `kube-system/osm-controller`, the OSM CRDs, `aks-osm-*` webhooks and `aks-istio-system`,
     /// which on a real AKS cluster belong to the add-on.
     ArmEmulator,
+    /// OSM's control plane stays simulated, for the reason given: the local control plane of the
+    /// whole test binary runs from a copy of the local image store without OSM's images
+    /// ([`crate::local_images::store_without_osm`]). Real OSM is the default once `make cluster`
+    /// built it; a suite asks for this only where real OSM cannot reasonably run (say why).
+    SimulatedOsm(&'static str),
     /// The API server does not call admission webhooks (those the emulator's add-on registers are
     /// served by nothing).
     AdmissionWebhooksOff,
@@ -108,6 +113,13 @@ pub fn run(suite: &str, mut tests: Vec<Test>) -> ExitCode {
     // In name order, as libtest starts them (suites that serialise on a lock keep their order).
     tests.sort_by_key(|test| test.name);
     let _ = LOG_TARGET.set((suite.to_string(), args.nocapture));
+    if Provider::from_env() == Ok(Provider::Local)
+        && tests.iter().any(|test| test.needs.iter().any(|need| matches!(need, Need::SimulatedOsm(_))))
+    {
+        let store = crate::local_images::store_without_osm().unwrap_or_else(|e| panic!("{e}"));
+        // SAFETY: before any test runs, so before any thread or child reads the environment.
+        unsafe { std::env::set_var("MESH_IMAGE_STORE", store) };
+    }
     let trials = tests
         .into_iter()
         .map(|test| Trial::ignorable_test(test.name, move || run_one(test.needs, test.body)))
@@ -183,6 +195,11 @@ pub fn missing(need: Need) -> Option<String> {
              and aks-osm-* webhooks: only on a cluster the harness started"
         }
         Need::AdmissionWebhooksOff => "needs an API server that calls no admission webhooks",
+        Need::SimulatedOsm(reason) => {
+            return Some(format!(
+                "needs OSM's control plane simulated ({reason}): only on the local control plane the harness starts"
+            ));
+        }
         Need::InProcessOperator => return deployed_operator(),
         Need::IstioCrds => return crd_missing("authorizationpolicies.security.istio.io", "Istio's CRDs"),
         Need::GatewayApiCrds => return crd_missing("httproutes.gateway.networking.k8s.io", "the Gateway API CRDs"),
@@ -292,12 +309,12 @@ pub fn init_logs() {
 /// refuses it).
 #[macro_export]
 macro_rules! e2e_main {
-    ($($test:ident: [$($need:ident),* $(,)?]),* $(,)?) => {
+    ($($test:ident: [$($need:ident $(($reason:expr))?),* $(,)?]),* $(,)?) => {
         fn main() -> ::std::process::ExitCode {
             $crate::harness::run(env!("CARGO_CRATE_NAME"), vec![$(
                 $crate::harness::Test::new(
                     stringify!($test),
-                    &[$($crate::harness::Need::$need),*],
+                    &[$($crate::harness::Need::$need $(($reason))?),*],
                     || -> ::std::pin::Pin<Box<dyn ::std::future::Future<Output = ()>>> { Box::pin($test()) },
                 ),
             )*])

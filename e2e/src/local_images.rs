@@ -90,3 +90,36 @@ pub fn ensure_osm_images() -> Result<(), String> {
         Command::new("bash").arg(script).arg("--with-curl").arg(crate::cluster::bin_dir()).arg(image_store()),
     )
 }
+
+/// Whether `tag` is one of OSM's control-plane images or the chart's init image
+/// (`e2e/osm/build.sh --with-curl`).
+fn is_osm_image(tag: &str) -> bool {
+    tag.starts_with("openservicemesh/") || tag.starts_with("curlimages/curl:")
+}
+
+/// A store with every image of the local image store but OSM's (`<store>.no-osm`: its own
+/// `index.json`, the same blobs through a symlink), for suites that need OSM simulated
+/// ([`crate::harness::Need::SimulatedOsm`]). Its index is rewritten on every call.
+pub fn store_without_osm() -> Result<PathBuf, String> {
+    let store = image_store();
+    let copy = store.with_extension("no-osm");
+    std::fs::create_dir_all(store.join("blobs")).map_err(|e| format!("creating {}: {e}", store.display()))?;
+    std::fs::create_dir_all(&copy).map_err(|e| format!("creating {}: {e}", copy.display()))?;
+    let index = std::fs::read_to_string(store.join("index.json"))
+        .unwrap_or_else(|_| r#"{"schemaVersion":2,"manifests":[]}"#.to_string());
+    let mut index: serde_json::Value =
+        serde_json::from_str(&index).map_err(|e| format!("{}/index.json: {e}", store.display()))?;
+    if let Some(manifests) = index["manifests"].as_array_mut() {
+        manifests.retain(|m| !m["annotations"]["org.opencontainers.image.ref.name"].as_str().is_some_and(is_osm_image));
+    }
+    std::fs::write(copy.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).map_err(|e| e.to_string())?;
+    let blobs = copy.join("blobs");
+    if std::fs::symlink_metadata(&blobs).is_err() {
+        std::os::unix::fs::symlink(store.join("blobs"), &blobs)
+            .map_err(|e| format!("linking {}: {e}", blobs.display()))?;
+    }
+    let staged = copy.join("index.json.tmp");
+    std::fs::write(&staged, index.to_string()).map_err(|e| format!("writing {}: {e}", staged.display()))?;
+    std::fs::rename(&staged, copy.join("index.json")).map_err(|e| e.to_string())?;
+    Ok(copy)
+}
