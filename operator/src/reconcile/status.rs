@@ -40,12 +40,14 @@ impl Record {
 
     /// The stored status, read anew: the cached copy may not hold yet what an earlier pass wrote
     /// (teardown must not redo what it already took off the record).
-    pub async fn latest(ctx: &Context, mi: &MeshInstallation) -> Result<Self> {
+    /// `None` when the installation is gone: a teardown pass queued before the previous one removed
+    /// the finalizer finds nothing left to record.
+    pub async fn latest(ctx: &Context, mi: &MeshInstallation) -> Result<Option<Self>> {
         let api: Api<MeshInstallation> = Api::all(ctx.client.clone());
         // `get`, not `get_status`: the object carries its status, and the ClusterRole grants no
         // `get` on the status subresource (the RBAC suite's audit log showed it Forbidden).
-        let latest = api.get(&mi.name_any()).await.map_err(Error::kube("reading MeshInstallation status"))?;
-        Ok(Record::of(&latest))
+        let latest = api.get_opt(&mi.name_any()).await.map_err(Error::kube("reading MeshInstallation status"))?;
+        Ok(latest.as_ref().map(Record::of))
     }
 
     /// The installation's name.

@@ -76,7 +76,11 @@ pub async fn run(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Res
     ];
     // Read anew on every pass: an installation created or deleted meanwhile counts as it is now.
     let claims = Claims::of_others(ctx, &mi.name_any()).await?;
-    let mut record = Record::latest(ctx, mi).await?;
+    let Some(mut record) = Record::latest(ctx, mi).await? else {
+        // Gone with its finalizer: an earlier pass finished the teardown.
+        tracing::debug!(installation = %mi.name_any(), "installation already gone; teardown was complete");
+        return Ok(Action::await_change());
+    };
     for step in steps {
         let done = run_step(step, mi, ctx, applier, &claims, &mut record).await?;
         if !done {
