@@ -3,21 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use mesh_crds::{MeshInstallation, generate};
+use mesh_crds::{MeshInstallation, generate, samples};
 use serde_json::Value;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("crate has a parent").to_path_buf()
-}
-
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.expect("dir entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// The openAPIV3Schema of the MeshInstallation CRD as JSON.
@@ -195,7 +185,7 @@ fn admission_errors(object: &Value) -> Vec<String> {
 
 #[test]
 fn samples_deserialize_and_pass_admission() {
-    let files = yaml_files(&workspace_root().join("samples"));
+    let files = samples::yaml_files(&samples::dir()).unwrap_or_else(|e| panic!("{e}"));
     assert!(files.len() >= 3, "expected the three samples, found {files:?}");
     for path in files {
         let (_, value) = read_yaml(&path);
@@ -208,29 +198,23 @@ fn samples_deserialize_and_pass_admission() {
     }
 }
 
-/// The `# expect-error:` comment of an invalid sample.
-pub fn expected_error(text: &str) -> Option<&str> {
-    text.lines().find_map(|line| line.strip_prefix("# expect-error:")).map(str::trim)
-}
-
 #[test]
 fn invalid_samples_are_rejected_with_their_message() {
-    let files = yaml_files(&workspace_root().join("samples/invalid"));
-    assert!(files.len() >= 10, "expected invalid samples, found {}", files.len());
-    for path in files {
-        let (text, value) = read_yaml(&path);
-        let expected =
-            expected_error(&text).unwrap_or_else(|| panic!("{}: no `# expect-error:` comment", path.display()));
+    let samples = samples::invalid().unwrap_or_else(|e| panic!("{e}"));
+    assert!(samples.len() >= 10, "expected invalid samples, found {}", samples.len());
+    for sample in samples {
+        let path = sample.path.display();
+        let value: Value = serde_yaml::from_str(&sample.text).unwrap_or_else(|e| panic!("{path}: {e}"));
         // Semantic-only samples pass admission; the operator rejects them (see the e2e suite).
-        if text.contains("# passes-admission") {
-            assert!(admission_errors(&value).is_empty(), "{} should pass admission", path.display());
+        if sample.passes_admission {
+            assert!(admission_errors(&value).is_empty(), "{path} should pass admission");
             continue;
         }
         let errors = admission_errors(&value);
+        let expected = &sample.expected_error;
         assert!(
-            errors.iter().any(|e| e.contains(expected)),
-            "{}: expected an error containing {expected:?}, got {errors:?}",
-            path.display()
+            errors.iter().any(|e| e.contains(expected.as_str())),
+            "{path}: expected an error containing {expected:?}, got {errors:?}"
         );
     }
 }

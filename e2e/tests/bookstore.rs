@@ -277,21 +277,15 @@ async fn invalid_input_names_the_problem_and_changes_nothing() {
     let operator = OperatorHandle::start(client.clone(), test_settings(Duration::from_secs(300))).await;
 
     // Semantically invalid samples pass admission and are refused by the operator, naming the field.
-    let dir = format!("{}/../samples/invalid", env!("CARGO_MANIFEST_DIR"));
+    let samples = mesh_crds::samples::invalid().unwrap_or_else(|e| panic!("{e}"));
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).expect("invalid samples") {
-        let path = entry.expect("entry").path();
-        let text = std::fs::read_to_string(&path).expect("read");
-        if !text.contains("# passes-admission") {
-            continue;
-        }
-        let expected =
-            text.lines().find_map(|l| l.strip_prefix("# expect-error:")).map(str::trim).expect("expect-error");
-        let mi = MeshInstallation::from_yaml(&text).expect("parse");
+    for sample in samples.iter().filter(|sample| sample.passes_admission) {
+        let (path, expected) = (sample.path.display(), sample.expected_error.as_str());
+        let mi = MeshInstallation::from_yaml(&sample.text).expect("parse");
         apply(&client, &mi).await;
         let (status, _, _) = wait_condition(&client, &mi.name_any(), "Degraded", expected).await;
         assert_eq!(status, ConditionStatus::True);
-        assert!(managed_objects(&client, &mi.name_any()).await.is_empty(), "{}: objects were created", path.display());
+        assert!(managed_objects(&client, &mi.name_any()).await.is_empty(), "{path}: objects were created");
         delete_and_wait_gone(&client, &mi.name_any()).await;
         checked += 1;
     }

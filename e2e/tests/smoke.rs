@@ -11,22 +11,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, ResourceExt};
-use mesh_crds::MeshInstallation;
+use mesh_crds::{MeshInstallation, samples};
 use mesh_e2e::{TempNamespace, TestCluster, wait};
 use serde_json::json;
 
-fn samples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples")
-}
-
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("samples dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    files
+    samples::yaml_files(dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,19 +27,15 @@ async fn samples_are_admitted_and_invalid_samples_rejected_with_their_message() 
     mesh_operator::controller::ensure_crd(&client, true).await.expect("CRD installs");
     let api: Api<MeshInstallation> = Api::all(client);
     let dry_run = PostParams { dry_run: true, ..Default::default() };
-    for path in yaml_files(&samples_dir()) {
+    for path in yaml_files(&samples::dir()) {
         let object = MeshInstallation::from_yaml(&std::fs::read_to_string(&path).expect("read")).expect("parse");
         api.create(&dry_run, &object).await.unwrap_or_else(|e| panic!("{} was rejected: {e}", path.display()));
     }
     let mut checked = 0;
-    for path in yaml_files(&samples_dir().join("invalid")) {
-        let text = std::fs::read_to_string(&path).expect("read");
-        if text.contains("# passes-admission") {
-            continue;
-        }
-        let expected =
-            text.lines().find_map(|l| l.strip_prefix("# expect-error:")).map(str::trim).expect("expect-error comment");
-        let object: serde_json::Value = serde_yaml::from_str(&text).expect("parse");
+    let invalid = samples::invalid().unwrap_or_else(|e| panic!("{e}"));
+    for sample in invalid.iter().filter(|sample| !sample.passes_admission) {
+        let (path, expected) = (&sample.path, sample.expected_error.as_str());
+        let object: serde_json::Value = serde_yaml::from_str(&sample.text).expect("parse");
         let object: MeshInstallation = match serde_json::from_value(object.clone()) {
             Ok(object) => object,
             // Values our types cannot even hold (e.g. an unknown enum value) are sent as they are.
