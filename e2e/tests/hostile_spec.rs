@@ -19,12 +19,14 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mesh_crds::{ConditionStatus, MeshInstallation, smi};
 use mesh_e2e::operator::{OperatorHandle, SERVICE_ACCOUNT, test_settings};
 use mesh_e2e::scenario::{self, CONVERGE, apply, condition, delete_and_wait_gone, wait_ready};
 use mesh_e2e::{TestCluster, audit, wait};
+use mesh_provisioner::labels::INSTALLATION;
 
 /// One operator and one scenario at a time: they share the cluster's mesh namespace.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -323,6 +325,18 @@ async fn two_installations_share_a_namespace_and_deleting_one_leaves_the_other_w
         Some("osm"),
         "the shared namespace was un-enrolled"
     );
+    // What A handed over is B's, and the API server says one of our managers made it so.
+    let handed_over = std::iter::once(shared.metadata.clone())
+        .chain(crds.list(&ListParams::default()).await.expect("CRDs").items.into_iter().map(|crd| crd.metadata))
+        .filter(|meta| meta.labels.as_ref().and_then(|l| l.get(INSTALLATION)).is_some_and(|i| i == "shared-b"));
+    for meta in handed_over {
+        let managers = installation_label_managers(&meta);
+        assert!(
+            !managers.is_empty() && managers.iter().all(|m| m.starts_with("mesh-operator/")),
+            "{:?}: its {INSTALLATION} label is managed by {managers:?}",
+            meta.name
+        );
+    }
     // Nothing in the shared namespace was restarted; A's own app is gone.
     let mut expected = before.clone();
     expected.retain(|(name, _, _)| name != "a-web");
@@ -344,6 +358,18 @@ async fn two_installations_share_a_namespace_and_deleting_one_leaves_the_other_w
     let _ = deployments.delete("bystander", &Default::default()).await;
     operator.stop().await;
     assert_no_foreign_secret_read(cluster, &[]);
+}
+
+/// The field managers owning `meta`'s installation label: who set it, as
+/// `kubectl get --show-managed-fields` tells it.
+fn installation_label_managers(meta: &ObjectMeta) -> Vec<String> {
+    let label = format!("/f:metadata/f:labels/f:{}", INSTALLATION.replace('~', "~0").replace('/', "~1"));
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.fields_v1.as_ref().is_some_and(|fields| fields.0.pointer(&label).is_some()))
+        .map(|entry| entry.manager.clone().unwrap_or_default())
+        .collect()
 }
 
 /// Every string of at least 24 characters in `secret`'s data that would betray it: the base64 of

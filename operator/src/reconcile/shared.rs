@@ -110,7 +110,7 @@ impl Claims {
             for object in listed.iter().filter(|o| o.metadata.deletion_timestamp.is_none()) {
                 let namespace = object.namespace();
                 if let Some(to) = self.claimant(&kind.resource, namespace.as_deref(), &object.name_any()) {
-                    applier.hand_over(&kind.resource, namespace.as_deref(), &object.name_any(), to).await?;
+                    applier.hand_over(component, &kind.resource, namespace.as_deref(), &object.name_any(), to).await?;
                     handed += 1;
                 }
             }

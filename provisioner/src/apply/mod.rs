@@ -211,24 +211,23 @@ impl Applier {
     /// Gives an object of ours to installation `to`, which also declares it: it becomes that
     /// installation's (its label), and no longer counts as created by us (so our teardown does
     /// not delete it). Used on teardown instead of deleting what another installation still needs.
+    /// A merge patch (an apply would drop every field it leaves out) under `component`'s field
+    /// manager, the one both installations apply the object with.
     pub async fn hand_over(
         &self,
+        component: Component,
         resource: &ApiResource,
         namespace: Option<&str>,
         name: &str,
         to: &str,
     ) -> Result<(), ApplyError> {
-        let object_ref = reference(resource, namespace, name);
         let body = json!({"metadata": {
             "labels": {labels::INSTALLATION: to},
             "annotations": {crate::topology::CREATED_BY: null},
         }});
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.api(resource, namespace)
-            .patch(name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .map_err(api_error("handing over", object_ref))?;
-        tracing::info!(object = %reference(resource, namespace, name), to, "handed over to the installation that still needs it");
+        if self.merge_patch(component.as_str(), resource, namespace, name, &body).await? {
+            tracing::info!(object = %reference(resource, namespace, name), to, "handed over to the installation that still needs it");
+        }
         Ok(())
     }
 

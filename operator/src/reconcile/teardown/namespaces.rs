@@ -28,7 +28,7 @@ pub(super) async fn unenrol(
     let ns_resource = kinds::namespace();
     for ns in owned_namespaces(ctx, installation, Component::Namespaces).await? {
         if let Some(to) = claims.namespace_claimant(&ns.name_any()) {
-            applier.hand_over(&ns_resource, None, &ns.name_any(), to).await?;
+            applier.hand_over(Component::Namespaces, &ns_resource, None, &ns.name_any(), to).await?;
             continue;
         }
         let created = ns.annotations().get(CREATED_BY).is_some_and(|v| v == installation);
