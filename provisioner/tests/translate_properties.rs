@@ -15,7 +15,6 @@ mod translate_support;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mesh_crds::NotificationLevel;
 use mesh_crds::smi::{
     HTTPMatch, HTTPRouteGroup, HTTPRouteGroupSpec, IdentityBinding, TCPMatch, TCPRoute, TCPRouteSpec, TrafficSplit,
@@ -25,12 +24,10 @@ use mesh_provisioner::translate::{Target, Translation, TranslationInput, transla
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use translate_support::objects::{
-    deployment, http_rule, meta, route_group, service_account, tcp_route, tcp_rule, traffic_target,
+    NAMESPACES, RuleD, SAS, deployment, meta, route_group, service_account, tcp_routes, traffic_split, traffic_target,
+    workloads,
 };
 use translate_support::{Pod, Request, RequestKind, istio_allows, pods, route, same_shares, smi_decide};
-
-const NAMESPACES: [&str; 2] = ["a", "b"];
-const SAS: usize = 3;
 
 const PATH_REGEXES: &[&str] = &[
     "/books-bought",
@@ -137,12 +134,6 @@ struct GroupD {
     ns: usize,
     matches: Vec<MatchD>,
     multi_key: bool,
-}
-
-#[derive(Clone, Debug)]
-enum RuleD {
-    Http { group: usize, matches: Vec<usize> },
-    Tcp { route: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -285,38 +276,7 @@ fn labels(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
 
 fn build(world: &World) -> TranslationInput {
     let mut input = TranslationInput::default();
-    for (n, ns) in NAMESPACES.iter().enumerate() {
-        for s in 0..SAS {
-            let sa = format!("s{s}");
-            input.deployments.push(deployment(&format!("w-{sa}"), ns, &sa, labels(&[("app", sa.clone())])));
-            let mut ports = vec![
-                ServicePort {
-                    name: Some("http".into()),
-                    port: 80,
-                    target_port: Some(IntOrString::Int(80)),
-                    ..Default::default()
-                },
-                ServicePort { name: Some("tcp-pg".into()), port: 5432, ..Default::default() },
-            ];
-            if world.tcp_service[n][s] {
-                ports.push(ServicePort {
-                    name: Some("client".into()),
-                    port: 3306,
-                    app_protocol: Some("tcp".into()),
-                    ..Default::default()
-                });
-            }
-            input.services.push(Service {
-                metadata: meta(&format!("svc-{sa}"), ns),
-                spec: Some(ServiceSpec {
-                    selector: Some(labels(&[("app", sa.clone())])),
-                    ports: Some(ports),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            });
-        }
-    }
+    workloads(&mut input, 80, "client", world.tcp_service);
     if let Some((n, owner, looks_like)) = world.extra {
         input.deployments.push(deployment(
             "extra",
@@ -341,36 +301,18 @@ fn build(world: &World) -> TranslationInput {
         });
         input.http_route_groups.push(route_group(i, NAMESPACES[g.ns], matches));
     }
-    for (i, (ns, ports)) in world.tcp_routes.iter().enumerate() {
-        input.tcp_routes.push(tcp_route(i, NAMESPACES[*ns], ports.clone()));
-    }
+    input.tcp_routes.extend(tcp_routes(&world.tcp_routes));
     for (i, t) in world.targets.iter().enumerate() {
         let ns = NAMESPACES[t.ns];
-        let rules = t
-            .rules
-            .iter()
-            .map(|r| match r {
-                RuleD::Http { group, matches } => http_rule(*group, matches),
-                RuleD::Tcp { route } => tcp_rule(*route),
-            })
-            .collect();
+        let rules = t.rules.iter().map(RuleD::rule).collect();
         let sources =
             t.sources.iter().map(|(n, s, no_ns)| service_account(*s, (!no_ns).then_some(NAMESPACES[*n]))).collect();
         let dest_ns = if t.dest_elsewhere { NAMESPACES[1 - t.ns] } else { ns };
         input.traffic_targets.push(traffic_target(i, ns, service_account(t.dest, Some(dest_ns)), rules, sources));
     }
     for (i, s) in world.splits.iter().enumerate() {
-        input.traffic_splits.push(TrafficSplit {
-            metadata: meta(&format!("split{i}"), NAMESPACES[s.ns]),
-            spec: TrafficSplitSpec {
-                service: format!("svc-s{}.{}", s.root, NAMESPACES[s.ns]),
-                backends: s
-                    .backends
-                    .iter()
-                    .map(|(b, w)| TrafficSplitBackend { service: format!("svc-s{b}"), weight: *w })
-                    .collect(),
-            },
-        });
+        let ns = NAMESPACES[s.ns];
+        input.traffic_splits.push(traffic_split(i, ns, format!("svc-s{}.{ns}", s.root), &s.backends));
     }
     input
 }

@@ -7,18 +7,15 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use mesh_crds::smi::{HTTPMatch, TrafficSplit, TrafficSplitBackend, TrafficSplitSpec, TrafficTargetRule};
+use mesh_crds::smi::HTTPMatch;
 use mesh_provisioner::translate::TranslationInput;
 use proptest::prelude::*;
 
+pub use crate::translate_support::objects::{NAMESPACES, RuleD, SAS};
 use crate::translate_support::objects::{
-    deployment, http_rule, meta, route_group, service_account, tcp_route, tcp_rule, traffic_target,
+    route_group, service_account, tcp_routes, traffic_split, traffic_target, workloads,
 };
 
-pub const NAMESPACES: [&str; 2] = ["a", "b"];
-pub const SAS: usize = 3;
 pub const HTTP_TARGET_PORT: i32 = 8080;
 
 const PATHS: &[&str] = &[
@@ -73,24 +70,6 @@ pub struct MatchD {
     pub methods: &'static [&'static str],
     /// `None`: no `headers`; `Some(vec![])`: `headers: []` (OSM keeps the two apart).
     pub headers: Option<Vec<(&'static str, &'static str)>>,
-}
-
-#[derive(Clone, Debug)]
-pub enum RuleD {
-    Http {
-        group: usize,
-        matches: Vec<usize>,
-    },
-    Tcp {
-        route: usize,
-    },
-    /// A TCPRoute rule named after HTTPRouteGroup `g<group>`, with matches: OSM's
-    /// `routesFromRules` does not check the kind, so it grants those HTTP matches as routes
-    /// (and, the TCPRoute missing, no L4 access).
-    TcpNamedAfterGroup {
-        group: usize,
-        matches: Vec<usize>,
-    },
 }
 
 #[derive(Clone, Debug)]
@@ -245,42 +224,10 @@ pub fn request_strategy() -> impl Strategy<Value = RequestD> {
         })
 }
 
-fn service(ns: &str, s: usize, mysql: bool) -> Service {
-    let mut ports = vec![
-        ServicePort {
-            name: Some("http".into()),
-            port: 80,
-            target_port: Some(IntOrString::Int(HTTP_TARGET_PORT)),
-            ..Default::default()
-        },
-        ServicePort { name: Some("tcp-pg".into()), port: 5432, ..Default::default() },
-    ];
-    if mysql {
-        ports.push(ServicePort {
-            name: Some("mysql".into()),
-            port: 3306,
-            app_protocol: Some("tcp".into()),
-            ..Default::default()
-        });
-    }
-    let selector = BTreeMap::from([("app".to_string(), format!("s{s}"))]);
-    Service {
-        metadata: meta(&format!("svc-s{s}"), ns),
-        spec: Some(ServiceSpec { selector: Some(selector), ports: Some(ports), ..Default::default() }),
-        ..Default::default()
-    }
-}
-
 /// The translation input of a case.
 pub fn build(case: &Case) -> TranslationInput {
     let mut input = TranslationInput::default();
-    for (n, ns) in NAMESPACES.iter().enumerate() {
-        for s in 0..SAS {
-            let labels = BTreeMap::from([("app".to_string(), format!("s{s}"))]);
-            input.deployments.push(deployment(&format!("w-s{s}"), ns, &format!("s{s}"), labels));
-            input.services.push(service(ns, s, case.mysql[n][s]));
-        }
-    }
+    workloads(&mut input, HTTP_TARGET_PORT, "mysql", case.mysql);
     for (i, (ns, matches)) in case.groups.iter().enumerate() {
         let matches = matches.iter().map(|m| HTTPMatch {
             name: String::new(),
@@ -293,36 +240,15 @@ pub fn build(case: &Case) -> TranslationInput {
         });
         input.http_route_groups.push(route_group(i, NAMESPACES[*ns], matches));
     }
-    for (i, (ns, ports)) in case.tcp_routes.iter().enumerate() {
-        input.tcp_routes.push(tcp_route(i, NAMESPACES[*ns], ports.clone()));
-    }
+    input.tcp_routes.extend(tcp_routes(&case.tcp_routes));
     for (i, t) in case.targets.iter().enumerate() {
         let ns = NAMESPACES[t.ns];
-        let rules = t
-            .rules
-            .iter()
-            .map(|r| match r {
-                RuleD::Http { group, matches } => http_rule(*group, matches),
-                RuleD::Tcp { route } => tcp_rule(*route),
-                RuleD::TcpNamedAfterGroup { group, matches } => {
-                    TrafficTargetRule { kind: "TCPRoute".into(), ..http_rule(*group, matches) }
-                }
-            })
-            .collect();
+        let rules = t.rules.iter().map(RuleD::rule).collect();
         let sources = t.sources.iter().flatten().map(|(n, s)| service_account(*s, Some(NAMESPACES[*n]))).collect();
         input.traffic_targets.push(traffic_target(i, ns, service_account(t.dest, Some(ns)), rules, sources));
     }
     for (i, (ns, root, backends)) in case.splits.iter().enumerate() {
-        input.traffic_splits.push(TrafficSplit {
-            metadata: meta(&format!("split{i}"), NAMESPACES[*ns]),
-            spec: TrafficSplitSpec {
-                service: format!("svc-s{root}"),
-                backends: backends
-                    .iter()
-                    .map(|(b, w)| TrafficSplitBackend { service: format!("svc-s{b}"), weight: *w })
-                    .collect(),
-            },
-        });
+        input.traffic_splits.push(traffic_split(i, NAMESPACES[*ns], format!("svc-s{root}"), backends));
     }
     input
 }
