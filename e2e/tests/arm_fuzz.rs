@@ -121,7 +121,7 @@ async fn one_call(client: &ArmClient, emulator: &ArmEmulator, which: u8) -> Resu
         0 => aks::get(client, &cluster).await.map(|_| ()),
         1 => aks::update(client, &cluster, "enabling", |c| c.set_osm_addon(true)).await.map(|_| ()),
         2 => {
-            let registry = RegistryRef { subscription_id: SUB.into(), resource_group: "rg".into(), name: "acr".into() };
+            let registry = RegistryRef::new(SUB, "rg", "acr");
             let image = ImageImport { source: "docker.io/library/nginx:1".into(), target: "nginx:1".into() };
             acr::import(client, &registry, &image, ImportMode::NoForce).await.map(|_| ())
         }

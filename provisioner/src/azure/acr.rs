@@ -8,45 +8,16 @@ use super::ACR_API_VERSION;
 use super::client::{ArmClient, WriteOutcome};
 use super::error::{ArmError, Target};
 use super::models::{ImportImageParameters, ImportSource};
+use super::resource::{Registries, ResourceRef};
 
 /// Where the registry is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RegistryRef {
-    /// Subscription ID.
-    pub subscription_id: String,
-    /// Resource group.
-    pub resource_group: String,
-    /// Registry name.
-    pub name: String,
-}
+pub type RegistryRef = ResourceRef<Registries>;
 
 impl RegistryRef {
     /// From `spec.azure` and `spec.registry`.
     pub fn from_spec(azure: &AzureSpec, registry: &RegistrySpec) -> Self {
-        RegistryRef {
-            subscription_id: azure.subscription_id.clone(),
-            resource_group: registry.resource_group.clone().unwrap_or_else(|| azure.resource_group.clone()),
-            name: registry.acr.clone(),
-        }
-    }
-
-    /// ARM ID, for messages, status and role-assignment scopes (requests use [`RegistryRef::segments`]).
-    pub fn id(&self) -> String {
-        format!("/{}", self.segments().join("/"))
-    }
-
-    /// The ARM ID as path segments.
-    pub fn segments(&self) -> [&str; 8] {
-        [
-            "subscriptions",
-            &self.subscription_id,
-            "resourceGroups",
-            &self.resource_group,
-            "providers",
-            "Microsoft.ContainerRegistry",
-            "registries",
-            &self.name,
-        ]
+        let resource_group = registry.resource_group.as_ref().unwrap_or(&azure.resource_group);
+        RegistryRef::new(&azure.subscription_id, resource_group, &registry.acr)
     }
 }
 

@@ -9,48 +9,18 @@ use super::AKS_API_VERSION;
 use super::client::{ArmClient, WriteOutcome};
 use super::error::{ArmError, Target};
 use super::models::{ManagedCluster, MeshRevision, MeshRevisionProfileList};
+use super::resource::{ManagedClusters, ResourceRef};
 
 /// Read-modify-write attempts when the ETag keeps changing under us.
 pub const MAX_ETAG_ATTEMPTS: usize = 4;
 
 /// Where the managed cluster is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClusterRef {
-    /// Subscription ID.
-    pub subscription_id: String,
-    /// Resource group.
-    pub resource_group: String,
-    /// Cluster name.
-    pub name: String,
-}
+pub type ClusterRef = ResourceRef<ManagedClusters>;
 
 impl ClusterRef {
     /// From `spec.azure`.
     pub fn from_spec(spec: &AzureSpec) -> Self {
-        ClusterRef {
-            subscription_id: spec.subscription_id.clone(),
-            resource_group: spec.resource_group.clone(),
-            name: spec.cluster_name.clone(),
-        }
-    }
-
-    /// ARM ID, for messages and status (requests use [`ClusterRef::segments`]).
-    pub fn id(&self) -> String {
-        format!("/{}", self.segments().join("/"))
-    }
-
-    /// The ARM ID as path segments.
-    pub fn segments(&self) -> [&str; 8] {
-        [
-            "subscriptions",
-            &self.subscription_id,
-            "resourceGroups",
-            &self.resource_group,
-            "providers",
-            "Microsoft.ContainerService",
-            "managedClusters",
-            &self.name,
-        ]
+        ClusterRef::new(&spec.subscription_id, &spec.resource_group, &spec.cluster_name)
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`models`]: ManagedCluster, mesh revision profiles, importImage, operation status.
 //! - [`aks`]: read-modify-write of a managed cluster guarded by its ETag; Istio revision choice.
 //! - [`acr`]: `importImage` bodies and calls.
+//! - [`resource`]: where a resource is (its ARM ID and path segments): the cluster, the registry.
 //! - [`roles`]: the AcrPull role assignment of `spec.registry.attach`.
 //! - [`tls`]: extra CAs trusted for the ARM endpoint (an emulator's self-signed certificate).
 
@@ -24,6 +25,7 @@ pub mod cloud;
 pub mod credential;
 pub mod error;
 pub mod models;
+pub mod resource;
 pub mod roles;
 pub mod tls;
 

@@ -18,6 +18,7 @@ use super::acr::RegistryRef;
 use super::client::ArmClient;
 use super::error::{ArmError, Target};
 use super::models::{RoleAssignment, RoleAssignmentProperties};
+use super::resource::{Registries, ResourceType};
 
 /// api-version of `Microsoft.Authorization/roleAssignments`.
 pub const AUTHORIZATION_API_VERSION: &str = "2022-04-01";
@@ -70,16 +71,15 @@ impl Assignment {
         let shape = s.eq_ignore_ascii_case("subscriptions")
             && g.eq_ignore_ascii_case("resourceGroups")
             && p.eq_ignore_ascii_case("providers")
-            && ns.eq_ignore_ascii_case("Microsoft.ContainerRegistry")
-            && r.eq_ignore_ascii_case("registries")
+            && ns.eq_ignore_ascii_case(Registries::PROVIDER)
+            && r.eq_ignore_ascii_case(Registries::TYPE)
             && p2.eq_ignore_ascii_case("providers")
             && auth.eq_ignore_ascii_case("Microsoft.Authorization")
             && ra.eq_ignore_ascii_case("roleAssignments");
         if !shape || [sub, rg, name].iter().any(|v| v.is_empty()) {
             return None;
         }
-        let registry =
-            RegistryRef { subscription_id: sub.to_string(), resource_group: rg.to_string(), name: name.to_string() };
+        let registry = RegistryRef::new(*sub, *rg, *name);
         let assignment = Assignment::acr_pull(&registry, principal_id).ok()?;
         (assignment.name() == assignment_name.to_ascii_lowercase()).then_some(assignment)
     }
@@ -241,11 +241,7 @@ mod tests {
     use super::*;
 
     fn registry(name: &str) -> RegistryRef {
-        RegistryRef {
-            subscription_id: "00000000-0000-0000-0000-000000000000".into(),
-            resource_group: "rg".into(),
-            name: name.into(),
-        }
+        RegistryRef::new("00000000-0000-0000-0000-000000000000", "rg", name)
     }
 
     /// `assignment_name("/s", "p", "r")`, as Python's `uuid.uuid5(UUID(bytes=b"mesh-op-acrpull1"), "/s|p|r")` computes it.
