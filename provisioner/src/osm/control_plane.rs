@@ -121,15 +121,40 @@ fn container_port(name: &str, port: i32) -> ContainerPort {
     ContainerPort { name: Some(name.to_string()), container_port: port, ..Default::default() }
 }
 
-/// Pod spec shared by the three control-plane Deployments.
-fn control_plane_pod(ctx: &Ctx<'_>, init: Option<Container>, container: Container) -> PodSpec {
-    PodSpec {
+/// Control-plane Deployment `app` running `container` (after `init`): the pod spec and scrape
+/// annotations the three share.
+fn control_plane_deployment(
+    ctx: &Ctx<'_>,
+    app: &str,
+    metadata_labels: BTreeMap<String, String>,
+    init: Option<Container>,
+    container: Container,
+) -> Deployment {
+    let pod = PodSpec {
         service_account_name: Some(names::mesh_rbac_name(ctx.mesh)),
         priority_class_name: Some(PRIORITY_CLASS.to_string()),
         security_context: Some(pod_security_context(CONTROL_PLANE_UID, CONTROL_PLANE_GID)),
         node_selector: Some(linux_node_selector()),
         init_containers: init.map(|c| vec![c]),
         containers: vec![container],
+        ..Default::default()
+    };
+    deployment(ctx, app, metadata_labels, ctx.app_labels(app), scrape_annotations(), pod)
+}
+
+/// The container `name` of OSM control-plane binary `binary` (image and `/<binary>`), non-root,
+/// with its flags: the common ones, `args`, then the certificate provider's.
+fn binary_container(ctx: &Ctx<'_>, name: &str, binary: &str, args: &[&str]) -> Container {
+    let mut all_args = common_args(ctx);
+    all_args.extend(strings(args));
+    all_args.extend(certificate_args());
+    Container {
+        name: name.to_string(),
+        image: Some(ctx.image(binary)),
+        image_pull_policy: Some("IfNotPresent".to_string()),
+        command: Some(vec![format!("/{binary}")]),
+        args: Some(all_args),
+        security_context: Some(container_security_context()),
         ..Default::default()
     }
 }
@@ -159,8 +184,7 @@ fn certificate_args() -> Vec<String> {
 
 /// `osm-controller`: the xDS server, the validating webhook and the debug server.
 fn controller_deployment(ctx: &Ctx<'_>) -> Deployment {
-    let mut args = common_args(ctx);
-    args.extend(strings(&[
+    let args = [
         "--osm-service-account",
         &names::mesh_rbac_name(ctx.mesh),
         "--mesh-name",
@@ -168,14 +192,8 @@ fn controller_deployment(ctx: &Ctx<'_>) -> Deployment {
         "--validator-webhook-config",
         &names::validator_name(ctx.mesh),
         "--validate-traffic-target=true",
-    ]));
-    args.extend(certificate_args());
+    ];
     let container = Container {
-        name: names::CONTROLLER.to_string(),
-        image: Some(ctx.image("osm-controller")),
-        image_pull_policy: Some("IfNotPresent".to_string()),
-        command: Some(strings(&["/osm-controller"])),
-        args: Some(args),
         ports: Some(vec![
             container_port("admin-port", ADMIN_PORT),
             container_port("osm-port", ADS_PORT),
@@ -188,20 +206,13 @@ fn controller_deployment(ctx: &Ctx<'_>) -> Deployment {
         resources: Some(resources(("500m", "128M"), ("1500m", "1G"))),
         readiness_probe: Some(http_probe("/health/ready", HTTP_PORT, "HTTP", 1)),
         liveness_probe: Some(http_probe("/health/alive", HTTP_PORT, "HTTP", 1)),
-        security_context: Some(container_security_context()),
-        ..Default::default()
+        ..binary_container(ctx, names::CONTROLLER, "osm-controller", &args)
     };
     let mut metadata_labels = deployment_labels(ctx, names::CONTROLLER);
     // `osm install` enforces a single mesh by default; other installers' preinstall checks read this.
     metadata_labels.insert("enforceSingleMesh".to_string(), "true".to_string());
-    deployment(
-        ctx,
-        names::CONTROLLER,
-        metadata_labels,
-        ctx.app_labels(names::CONTROLLER),
-        scrape_annotations(),
-        control_plane_pod(ctx, Some(wait_for_bootstrap(ctx, "init-osm-controller")), container),
-    )
+    let init = wait_for_bootstrap(ctx, "init-osm-controller");
+    control_plane_deployment(ctx, names::CONTROLLER, metadata_labels, Some(init), container)
 }
 
 /// `osm-controller` Service: ADS for the sidecars, the debug server and health/metrics.
@@ -233,8 +244,7 @@ fn validator_service(ctx: &Ctx<'_>) -> Service {
 
 /// `osm-injector`: the sidecar-injection webhook.
 fn injector_deployment(ctx: &Ctx<'_>) -> Deployment {
-    let mut args = common_args(ctx);
-    args.extend(strings(&[
+    let args = [
         "--mesh-name",
         ctx.mesh,
         "--webhook-config-name",
@@ -243,15 +253,9 @@ fn injector_deployment(ctx: &Ctx<'_>) -> Deployment {
         INJECTOR_WEBHOOK_TIMEOUT_SECONDS,
         // Pull policy of the init and healthcheck containers it injects (upstream leaves it empty).
         "--osm-container-pull-policy=IfNotPresent",
-    ]));
-    args.extend(certificate_args());
+    ];
     let init_image = ctx.image("init");
     let container = Container {
-        name: names::INJECTOR.to_string(),
-        image: Some(ctx.image("osm-injector")),
-        image_pull_policy: Some("IfNotPresent".to_string()),
-        command: Some(strings(&["/osm-injector"])),
-        args: Some(args),
         ports: Some(vec![container_port("sidecar-inject", INJECTOR_PORT), container_port("metrics", HTTP_PORT)]),
         env: Some(vec![
             pod_name_env("INJECTOR_POD_NAME"),
@@ -268,18 +272,11 @@ fn injector_deployment(ctx: &Ctx<'_>) -> Deployment {
         // `/healthz` is served by the HTTP server on 9091; the webhook server on 9090 answers 404.
         readiness_probe: Some(http_probe("/healthz", HTTP_PORT, "HTTP", 5)),
         liveness_probe: Some(http_probe("/healthz", HTTP_PORT, "HTTP", 5)),
-        security_context: Some(container_security_context()),
-        ..Default::default()
+        ..binary_container(ctx, names::INJECTOR, "osm-injector", &args)
     };
-    deployment(
-        ctx,
-        names::INJECTOR,
-        deployment_labels(ctx, names::INJECTOR),
-        ctx.app_labels(names::INJECTOR),
-        scrape_annotations(),
-        // Like the controller, the injector reads osm-mesh-config at start-up: wait for the bootstrap.
-        control_plane_pod(ctx, Some(wait_for_bootstrap(ctx, "init-osm-injector")), container),
-    )
+    // Like the controller, the injector reads osm-mesh-config at start-up: wait for the bootstrap.
+    let init = wait_for_bootstrap(ctx, "init-osm-injector");
+    control_plane_deployment(ctx, names::INJECTOR, deployment_labels(ctx, names::INJECTOR), Some(init), container)
 }
 
 /// `osm-injector` Service: the target of `osm-webhook-<mesh>`.
@@ -295,31 +292,15 @@ fn injector_service(ctx: &Ctx<'_>) -> Service {
 
 /// `osm-bootstrap`: creates `osm-mesh-config` from the preset and serves CRD conversion.
 fn bootstrap_deployment(ctx: &Ctx<'_>) -> Deployment {
-    let mut args = common_args(ctx);
-    args.extend(strings(&["--mesh-name", ctx.mesh]));
-    args.extend(certificate_args());
     let container = Container {
-        name: names::BOOTSTRAP.to_string(),
-        image: Some(ctx.image("osm-bootstrap")),
-        image_pull_policy: Some("IfNotPresent".to_string()),
-        command: Some(strings(&["/osm-bootstrap"])),
-        args: Some(args),
         ports: Some(vec![container_port("crdconversion", CRD_CONVERSION_PORT), container_port("metrics", HTTP_PORT)]),
         env: Some(vec![pod_name_env("BOOTSTRAP_POD_NAME")]),
         resources: Some(resources(("300m", "128M"), ("500m", "128M"))),
         readiness_probe: Some(http_probe("/healthz", HTTP_PORT, "HTTP", 5)),
         liveness_probe: Some(http_probe("/healthz", HTTP_PORT, "HTTP", 5)),
-        security_context: Some(container_security_context()),
-        ..Default::default()
+        ..binary_container(ctx, names::BOOTSTRAP, "osm-bootstrap", &["--mesh-name", ctx.mesh])
     };
-    deployment(
-        ctx,
-        names::BOOTSTRAP,
-        deployment_labels(ctx, names::BOOTSTRAP),
-        ctx.app_labels(names::BOOTSTRAP),
-        scrape_annotations(),
-        control_plane_pod(ctx, None, container),
-    )
+    control_plane_deployment(ctx, names::BOOTSTRAP, deployment_labels(ctx, names::BOOTSTRAP), None, container)
 }
 
 /// `osm-bootstrap` Service: CRD conversion and the health endpoint the init containers poll.
