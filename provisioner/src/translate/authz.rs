@@ -339,8 +339,11 @@ impl<'a> Authz<'_, 'a> {
                 out.push(Draft {
                     planned: Planned {
                         namespace: namespace.to_string(),
-                        name: names::fit(&format!("{}-{}", target.name, workload.name)),
-                        identity: format!("{}|{}", target.object, workload.reference()),
+                        name: names::fit(format!("{}-{}", target.name, workload.name)),
+                        identity: format!(
+                            "{}|{}/{}/{}",
+                            target.object, workload.kind, workload.namespace, workload.name
+                        ),
                     },
                     selector: Some(workload.labels.clone()),
                     action: "ALLOW",
@@ -353,8 +356,8 @@ impl<'a> Authz<'_, 'a> {
                 out.push(Draft {
                     planned: Planned {
                         namespace: namespace.to_string(),
-                        name: names::fit(&format!("first-match-{}", workload.name)),
-                        identity: format!("first-match|{}", workload.reference()),
+                        name: names::fit(format!("first-match-{}", workload.name)),
+                        identity: format!("first-match|{}/{}/{}", workload.kind, workload.namespace, workload.name),
                     },
                     selector: Some(workload.labels.clone()),
                     action: "DENY",

@@ -40,7 +40,7 @@ pub(crate) struct RouteKey<'a> {
     /// Methods as written, `["*"]` when empty.
     pub methods: Vec<&'a str>,
     /// Headers, name → regex.
-    pub headers: &'a BTreeMap<String, String>,
+    pub headers: &'a BTreeMap<&'a str, &'a str>,
     /// Whether `headers` was written (`headers: []` is an empty map to OSM, a missing one a nil
     /// map: not equal, so not merged). Matching ignores it.
     pub headers_listed: bool,
@@ -148,8 +148,10 @@ pub(crate) fn destinations<'a>(targets: &'a [ResolvedTarget<'a>], languages: &mu
 
 fn merge<'a>(targets: &'a [ResolvedTarget<'a>], indexes: &[usize]) -> Vec<Route<'a>> {
     let mut routes: Vec<Route<'a>> = Vec::new();
-    // Route key hash → routes with that hash (the key itself is compared on a hit).
-    let mut by_hash: FastMap<u64, Vec<usize>> = FastMap::default();
+    // Route key hash → the last route with that hash; `same_hash[r]`: the route before `r` with
+    // its hash (a chain; the key itself is compared on a hit).
+    let mut by_hash: FastMap<u64, usize> = FastMap::default();
+    let mut same_hash: Vec<Option<usize>> = Vec::new();
     for &t in indexes {
         let target = &targets[t];
         for grant in &target.http {
@@ -159,8 +161,12 @@ fn merge<'a>(targets: &'a [ResolvedTarget<'a>], indexes: &[usize]) -> Vec<Route<
                 group_ref: Rc::clone(&grant.group_ref),
                 match_name: grant.http_match.name.as_str(),
             };
-            let candidates = by_hash.entry(hash_of(&key)).or_default();
-            match candidates.iter().copied().find(|&r| routes[r].key == key) {
+            let hash = hash_of(&key);
+            let mut candidate = by_hash.get(&hash).copied();
+            while let Some(r) = candidate.filter(|&r| routes[r].key != key) {
+                candidate = same_hash[r];
+            }
+            match candidate {
                 Some(r) => {
                     let route = &mut routes[r];
                     if !Rc::ptr_eq(&route.principals, &target.principals) {
@@ -169,7 +175,7 @@ fn merge<'a>(targets: &'a [ResolvedTarget<'a>], indexes: &[usize]) -> Vec<Route<
                     route.origins.push(origin);
                 }
                 None => {
-                    candidates.push(routes.len());
+                    same_hash.push(by_hash.insert(hash, routes.len()));
                     routes.push(Route { key, principals: Rc::clone(&target.principals), origins: vec![origin] });
                 }
             }

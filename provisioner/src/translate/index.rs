@@ -71,8 +71,12 @@ impl PortInfo {
     /// A port Istio will not treat as HTTP (an HTTPRoute does not apply to it).
     pub(crate) fn is_non_http(&self) -> bool {
         const TCP_PREFIXES: [&str; 5] = ["tcp", "mysql", "mongo", "redis", "tls"];
-        let protocol = self.app_protocol.as_deref().or(self.name.as_deref()).unwrap_or_default().to_ascii_lowercase();
-        TCP_PREFIXES.iter().any(|p| protocol == *p || protocol.starts_with(&format!("{p}-")))
+        let protocol = self.app_protocol.as_deref().or(self.name.as_deref()).unwrap_or_default().as_bytes();
+        // `p` or `p-…`, ignoring ASCII case.
+        TCP_PREFIXES.iter().any(|p| {
+            protocol.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes()))
+                && matches!(protocol.get(p.len()), None | Some(b'-'))
+        })
     }
 
     /// The container port the Service sends to, for a workload.

@@ -16,8 +16,6 @@
 //! (FNV-1a) of the full name. When two generated objects of one kind in one namespace would get
 //! the same name, both get `-<hash of their source identity>` appended and an INFO says so.
 
-use std::collections::BTreeMap;
-
 /// Longest object name Kubernetes accepts (DNS-1123 subdomain).
 pub const MAX_NAME: usize = 253;
 
@@ -72,11 +70,11 @@ fn cut(name: &str, room: usize) -> &str {
 }
 
 /// `base`, shortened with a hash when it exceeds [`MAX_NAME`].
-pub(crate) fn fit(base: &str) -> String {
+pub(crate) fn fit(base: String) -> String {
     if base.len() <= MAX_NAME {
-        return base.to_string();
+        return base;
     }
-    format!("{}-{}", cut(base, MAX_NAME - 9), hash8(base))
+    format!("{}-{}", cut(&base, MAX_NAME - 9), hash8(&base))
 }
 
 /// `base` with a disambiguating hash of `identity`, within [`MAX_NAME`].
@@ -113,10 +111,10 @@ pub(crate) struct Planned {
     pub identity: String,
 }
 
-/// Resolves collisions among `planned` (one kind): returns the final names in the same order and
-/// the identities that had to be renamed.
-pub(crate) fn resolve<'p>(planned: &[&'p Planned]) -> (Vec<String>, Vec<(String, String)>) {
-    let mut count: BTreeMap<(&'p str, &'p str), usize> = BTreeMap::new();
+/// Resolves collisions among `planned` (one kind): returns, in the same order, the new name of
+/// each that has to be renamed (`None`: its planned name stands), and the identities renamed.
+pub(crate) fn resolve(planned: &[&Planned]) -> (Vec<Option<String>>, Vec<(String, String)>) {
+    let mut count: FastMap<(&str, &str), usize> = FastMap::default();
     for p in planned {
         *count.entry((p.namespace.as_str(), p.name.as_str())).or_default() += 1;
     }
@@ -127,9 +125,9 @@ pub(crate) fn resolve<'p>(planned: &[&'p Planned]) -> (Vec<String>, Vec<(String,
             if count.get(&(p.namespace.as_str(), p.name.as_str())).copied().unwrap_or(0) > 1 {
                 let name = disambiguate(&p.name, &p.identity);
                 renamed.push((p.identity.clone(), name.clone()));
-                name
+                Some(name)
             } else {
-                p.name.clone()
+                None
             }
         })
         .collect();
@@ -143,11 +141,11 @@ mod tests {
     #[test]
     fn long_names_are_cut_with_a_stable_hash() {
         let base = "a".repeat(300);
-        let name = fit(&base);
+        let name = fit(base.clone());
         assert_eq!(name.len(), MAX_NAME);
-        assert_eq!(name, fit(&base));
+        assert_eq!(name, fit(base));
         assert!(is_dns_subdomain(&name));
-        assert_eq!(fit("short"), "short");
+        assert_eq!(fit("short".to_string()), "short");
     }
 
     #[test]
@@ -158,8 +156,8 @@ mod tests {
             Planned { namespace: "m".into(), name: "a-b-c".into(), identity: "TT/m/a|W/m/b-c".into() },
         ];
         let (names, renamed) = resolve(&planned.iter().collect::<Vec<_>>());
-        assert_ne!(names[0], names[1]);
-        assert_eq!(names[2], "a-b-c");
+        assert!(names[0].is_some() && names[1].is_some() && names[0] != names[1]);
+        assert_eq!(names[2], None);
         assert_eq!(renamed.len(), 2);
     }
 }

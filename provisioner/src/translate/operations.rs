@@ -108,6 +108,10 @@ fn allow_methods(
         }
     };
     for regex in key.methods.iter().filter(|m| !m.is_empty()) {
+        if !regex.contains(META) {
+            push(regex.to_string(), &mut list);
+            continue;
+        }
         if let Some(exact) = exact_methods(regex, analyzer) {
             exact.into_iter().for_each(|m| push(m, &mut list));
             continue;
@@ -187,7 +191,7 @@ pub(crate) fn allow_shapes(
     let mut combinations: Vec<Vec<Condition>> = vec![Vec::new()];
     for (name, regex) in key.headers {
         let lower = name.to_ascii_lowercase();
-        if name != "host" && (lower == "host" || lower.starts_with(':')) {
+        if *name != "host" && (lower == "host" || lower.starts_with(':')) {
             messages.push((NotificationLevel::Warning, format!("{label}: header key {name:?}: OSM matches the authority only under the key `host` (lower case); under {name:?} its Envoy looks for a header no request carries, so the match is not translated (it admits nothing, or less than OSM)")));
             return nothing(messages);
         }
@@ -241,30 +245,45 @@ pub(crate) fn allow_shapes(
                 "{label}: its header alternatives need more than {MAX_RULES_PER_MATCH} rules; {NOT_TRANSLATED}; simplify the header regexes"
             ));
         }
-        combinations = combinations
-            .iter()
-            .flat_map(|base| {
-                options.iter().map(move |option| {
-                    let mut next = base.clone();
-                    next.extend(option.iter().cloned());
-                    next
+        combinations = match <[Vec<Condition>; 1]>::try_from(options) {
+            // One option (the usual case): appended to every combination, moved into the last.
+            Ok([option]) => {
+                if let Some((last, others)) = combinations.split_last_mut() {
+                    others.iter_mut().for_each(|base| base.extend(option.iter().cloned()));
+                    last.extend(option);
+                }
+                combinations
+            }
+            Err(options) => combinations
+                .iter()
+                .flat_map(|base| {
+                    options.iter().map(move |option| {
+                        let mut next = base.clone();
+                        next.extend(option.iter().cloned());
+                        next
+                    })
                 })
-            })
-            .collect();
+                .collect(),
+        };
     }
 
-    let shapes = combinations
-        .into_iter()
-        .map(|when| {
-            let mut operation =
-                Operation { methods: methods.clone().unwrap_or_default(), paths: paths.clone(), ..Default::default() };
-            if operation.methods.is_empty() && operation.paths.is_empty() && when.is_empty() {
-                // Keep the rule HTTP-only: without any HTTP field Istio would also admit TCP.
-                operation.paths = vec![IstioMatch::Presence.to_istio()];
-            }
-            Shape { operation, when }
-        })
-        .collect();
+    let mut methods = methods.unwrap_or_default();
+    let count = combinations.len();
+    let mut shapes = Vec::with_capacity(count);
+    for (i, when) in combinations.into_iter().enumerate() {
+        // The last shape takes the lists, the others copy them.
+        let (methods, paths) = if i + 1 == count {
+            (std::mem::take(&mut methods), std::mem::take(&mut paths))
+        } else {
+            (methods.clone(), paths.clone())
+        };
+        let mut operation = Operation { methods, paths, ..Default::default() };
+        if operation.methods.is_empty() && operation.paths.is_empty() && when.is_empty() {
+            // Keep the rule HTTP-only: without any HTTP field Istio would also admit TCP.
+            operation.paths = vec![IstioMatch::Presence.to_istio()];
+        }
+        shapes.push(Shape { operation, when });
+    }
     Ok(Allowed { shapes, messages })
 }
 

@@ -125,7 +125,7 @@ fn prove(
 pub(crate) fn check(
     o: &TranslationOverride,
     path_regex: &str,
-    headers: &std::collections::BTreeMap<String, String>,
+    headers: &std::collections::BTreeMap<&str, &str>,
     languages: &mut Languages,
 ) -> Result<MatchOverride, String> {
     let mut accepted = MatchOverride::default();
@@ -137,7 +137,7 @@ pub(crate) fn check(
             return Err(format!("the match has no header {:?} to narrow", header.name));
         };
         let values = prove(regex, &header.values, false, languages).map_err(|e| format!("header {name}: {e}"))?;
-        accepted.headers.push((name.clone(), values));
+        accepted.headers.push((name.to_string(), values));
     }
     Ok(accepted)
 }

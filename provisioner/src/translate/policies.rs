@@ -79,7 +79,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, notes: &mut Notes) -> Vec<Authorization
         .zip(final_names)
         .map(|(draft, name)| AuthorizationPolicy {
             metadata: ObjectMeta {
-                name: Some(name),
+                name: Some(name.unwrap_or(draft.planned.name)),
                 namespace: Some(draft.planned.namespace),
                 annotations: Some(BTreeMap::from([(SOURCE_ANNOTATION.to_string(), draft.source)])),
                 ..Default::default()

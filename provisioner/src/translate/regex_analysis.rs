@@ -243,18 +243,23 @@ pub(crate) fn analyze(regex: &str, domain: Domain) -> Analysis {
     if regex.len() > MAX_REGEX_LEN {
         return Err(Unexpressible::TooLong(regex.len()));
     }
-    // Fast paths: a literal, and a literal followed by `.*`.
-    let bytes = regex.as_bytes();
-    if !bytes.iter().any(|b| META.contains(b)) {
-        return finish(vec![bytes.iter().map(|&b| Atom::Byte(b)).collect()], Vec::new(), domain);
+    // Fast paths, the common forms: a literal, and a literal followed by `.*`. They give what
+    // the expansion below gives for them (the `literals_and_prefixes_take_the_fast_path` test
+    // compares both), without building sequences.
+    let is_literal = |text: &str| !text.as_bytes().iter().any(|b| META.contains(b));
+    if is_literal(regex) {
+        return literal_form(regex, domain);
     }
     if let Some(head) = regex.strip_suffix(".*")
-        && !head.as_bytes().iter().any(|b| META.contains(b))
+        && is_literal(head)
     {
-        let mut seq: Seq = head.as_bytes().iter().map(|&b| Atom::Byte(b)).collect();
-        seq.push(Atom::AnyStar);
-        return finish(vec![seq], Vec::new(), domain);
+        return Ok(prefix_form(head, domain));
     }
+    expand_and_read(regex, domain)
+}
+
+/// The general analysis: the regex expanded into sequences, each read as Istio alternatives.
+fn expand_and_read(regex: &str, domain: Domain) -> Analysis {
     // Syntax is checked with RE2's defaults (Unicode); the analysis then reads the regex with
     // ASCII Perl classes and byte-wise `.`, as RE2 does.
     validate(regex).map_err(Unexpressible::Invalid)?;
@@ -267,6 +272,29 @@ pub(crate) fn analyze(regex: &str, domain: Domain) -> Analysis {
     let mut expander = Expander { dropped: Vec::new() };
     let seqs = expander.expand(&hir)?;
     finish(seqs, expander.dropped, domain)
+}
+
+/// The form of a literal regex (no metacharacter): the value itself; no path when it does not
+/// start with `/`; an empty header value is not expressible.
+fn literal_form(literal: &str, domain: Domain) -> Analysis {
+    let alternatives = match domain {
+        Domain::Path if !literal.starts_with('/') => Vec::new(),
+        Domain::HeaderValue if literal.is_empty() => return Err(Unexpressible::EmptyValue),
+        _ => vec![Alternative::One(IstioMatch::Exact(literal.to_string()))],
+    };
+    Ok(IstioForm { alternatives, ..IstioForm::default() })
+}
+
+/// The form of `<literal>.*`: any value for an empty literal (and for the path `/`); no path
+/// when the literal does not start with `/`; else the prefix.
+fn prefix_form(head: &str, domain: Domain) -> IstioForm {
+    let alternative = match domain {
+        _ if head.is_empty() => IstioMatch::Presence,
+        Domain::Path if head == "/" => IstioMatch::Presence,
+        Domain::Path if !head.starts_with('/') => return IstioForm::default(),
+        _ => IstioMatch::Prefix(head.to_string()),
+    };
+    IstioForm { alternatives: vec![Alternative::One(alternative)], ..IstioForm::default() }
 }
 
 /// A set of bytes.
@@ -863,6 +891,17 @@ mod tests {
         assert_eq!(analyze("books", Domain::Path).unwrap().alternatives, vec![]);
         assert!(analyze(".+", Domain::Path).unwrap().matches_anything());
         assert_eq!(analyze("(?i)/a", Domain::Path).unwrap().alternatives, vec![exact("/A"), exact("/a")]);
+    }
+
+    #[test]
+    fn literals_and_prefixes_take_the_fast_path() {
+        for regex in
+            ["", "/", "/a", "a", "/api/items", "/a b", "/é", "GET", "x-y", ".*", "/.*", "/api/.*", "a.*", "é.*"]
+        {
+            for domain in [Domain::Path, Domain::HeaderValue] {
+                assert_eq!(analyze(regex, domain), expand_and_read(regex, domain), "{regex:?} {domain:?}");
+            }
+        }
     }
 
     #[test]

@@ -43,8 +43,9 @@ pub(crate) struct GrantedMatch<'a> {
     pub http_match: &'a HTTPMatch,
     /// Its position in the group (for ordering).
     pub position: usize,
-    /// Headers as OSM reads them: name → regex, the last duplicate winning.
-    pub headers: BTreeMap<String, String>,
+    /// Headers as OSM reads them: name → regex, the last duplicate winning (borrowed from the
+    /// input: the map is built per granted match).
+    pub headers: BTreeMap<&'a str, &'a str>,
 }
 
 /// OSM's principal set of a TrafficTarget (or of a merged route): empty means **any** mesh
@@ -121,11 +122,11 @@ pub(crate) fn group_is_valid(group: &HTTPRouteGroup) -> bool {
 }
 
 /// Headers of a match as OSM reads them.
-pub(crate) fn merged_headers(http_match: &HTTPMatch) -> BTreeMap<String, String> {
+pub(crate) fn merged_headers(http_match: &HTTPMatch) -> BTreeMap<&str, &str> {
     let mut out = BTreeMap::new();
     for element in http_match.headers.iter().flatten() {
         for (name, value) in element {
-            out.insert(name.clone(), value.clone());
+            out.insert(name.as_str(), value.as_str());
         }
     }
     out

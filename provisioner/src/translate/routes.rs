@@ -25,7 +25,7 @@ use kube::api::ObjectMeta;
 use mesh_crds::smi::TrafficSplit;
 
 use super::SOURCE_ANNOTATION;
-use super::index::{Index, namespace_of};
+use super::index::{Index, PortInfo, namespace_of};
 use super::limits::{self, MAX_BACKEND_REFS, MAX_HEADERS, MAX_WEIGHT};
 use super::names::{self, FastMap, is_dns_label};
 use super::notify::{Notes, object_ref, quote};
@@ -35,13 +35,11 @@ use super::resolve::{GrantedMatch, ResolvedTarget};
 /// The name a split's `spec.service` (or a backend) refers to, in namespace `namespace`.
 pub(crate) fn local_service_name(service: &str, namespace: &str) -> Result<String, String> {
     let service = service.trim();
-    let mut name = service;
-    for suffix in [format!(".{namespace}.svc.cluster.local"), format!(".{namespace}.svc"), format!(".{namespace}")] {
-        if let Some(stripped) = service.strip_suffix(&suffix) {
-            name = stripped;
-            break;
-        }
-    }
+    // `name`, `name.<ns>`, `name.<ns>.svc`, `name.<ns>.svc.cluster.local` (longest first).
+    let name = [".svc.cluster.local", ".svc", ""]
+        .iter()
+        .find_map(|suffix| service.strip_suffix(suffix)?.strip_suffix(namespace)?.strip_suffix('.'))
+        .unwrap_or(service);
     if name.contains('.') {
         return Err(format!(
             "{service:?} names a Service outside namespace {namespace}: OSM looks root and backend Services up in the TrafficSplit's namespace"
@@ -212,7 +210,7 @@ fn convert(grant: &GrantedMatch<'_>, analyzer: &mut Analyzer, notes: &mut Notes)
                     object,
                     format!("{label}: header {name} regex {} is not a literal, so the route uses a RegularExpression header match: implementation-specific in Gateway API and not portable (Istio evaluates it with RE2, as OSM did)", quote(regex)),
                 );
-                (HttpRouteRulesMatchesHeadersType::RegularExpression, regex.clone())
+                (HttpRouteRulesMatchesHeadersType::RegularExpression, regex.to_string())
             }
         };
         if value.len() > limits::MAX_HEADER_VALUE {
@@ -225,7 +223,7 @@ fn convert(grant: &GrantedMatch<'_>, analyzer: &mut Analyzer, notes: &mut Notes)
             );
             return none;
         }
-        headers.push(HttpRouteRulesMatchesHeaders { name: name.clone(), r#type: Some(kind), value });
+        headers.push(HttpRouteRulesMatchesHeaders { name: name.to_string(), r#type: Some(kind), value });
     }
 
     // Methods are full-match regexes (`GET|POST`), `*` anywhere in the list means any.
@@ -413,14 +411,14 @@ fn translate_split(
         notes.warning(&object, format!("weights exceed Gateway API's maximum of {MAX_WEIGHT} and were scaled down; the traffic shares are approximate"));
     }
 
-    let group_rules = match_rules(split, context, converted, analyzer, notes);
+    let mut group_rules = match_rules(split, context, converted, analyzer, notes);
 
     let mut routes = Vec::new();
-    let mut ports = root_service.ports.clone();
+    let mut ports: Vec<&PortInfo> = root_service.ports.iter().collect();
     ports.sort_by_key(|p| p.port);
     ports.dedup_by_key(|p| p.port);
     let several = ports.len() > 1;
-    for port in &ports {
+    for (p, port) in ports.iter().enumerate() {
         if port.is_non_http() {
             notes.error(&object, format!("root Service port {} is not HTTP (appProtocol or name says TCP): a TCP split needs TCPRoute, which is not in Gateway API's Standard channel; this port is not split", port.port));
             continue;
@@ -444,10 +442,12 @@ fn translate_split(
                 ..Default::default()
             })
             .collect();
-        let rules: Vec<HttpRouteRules> = group_rules
-            .iter()
+        // The last port takes the match lists, the others copy them.
+        let matches = if p + 1 == ports.len() { std::mem::take(&mut group_rules) } else { group_rules.clone() };
+        let rules: Vec<HttpRouteRules> = matches
+            .into_iter()
             .map(|matches| HttpRouteRules {
-                matches: Some(matches.clone()),
+                matches: Some(matches),
                 backend_refs: Some(backend_refs.clone()),
                 ..Default::default()
             })
@@ -462,7 +462,7 @@ fn translate_split(
         };
         let base = if several { format!("{name}-p{}", port.port) } else { name.to_string() };
         for (i, rules) in limits::pack(rules, catch_all).into_iter().enumerate() {
-            let route_name = if i == 0 { names::fit(&base) } else { names::fit(&format!("{base}-{}", i + 1)) };
+            let route_name = if i == 0 { names::fit(base.clone()) } else { names::fit(format!("{base}-{}", i + 1)) };
             if i == 1 {
                 notes.info(&object, format!("the matches exceed one HTTPRoute's limits ({} rules, {} matches): continued in {route_name} and following", limits::MAX_RULES, limits::MAX_MATCHES_PER_ROUTE));
             }
