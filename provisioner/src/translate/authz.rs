@@ -37,6 +37,7 @@ use mesh_crds::istio::{AuthorizationRule, Operation, RuleFrom, RuleTo, Source};
 
 use super::enforcement::{self, Destination};
 use super::index::Index;
+use super::l4::{L4Table, Ports};
 use super::names::{self, Planned};
 use super::notify::{Notes, object_ref};
 use super::operations::{self, Allowed};
@@ -45,80 +46,6 @@ use super::policies::Draft;
 use super::regex_analysis::Analyzer;
 use super::regex_sets::Languages;
 use super::resolve::{L4, OsmPrincipals, ResolvedTarget};
-
-/// The ports an L4 grant covers for one caller.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Ports {
-    Every,
-    Some(BTreeSet<i32>),
-}
-
-impl Ports {
-    fn union(self, other: &L4) -> Ports {
-        match (self, other) {
-            (Ports::Every, _) | (_, L4::Any) => Ports::Every,
-            (Ports::Some(mut a), L4::Ports(b)) => {
-                a.extend(b);
-                Ports::Some(a)
-            }
-            (ports, L4::Dropped) => ports,
-        }
-    }
-
-    fn is_none(&self) -> bool {
-        matches!(self, Ports::Some(p) if p.is_empty())
-    }
-}
-
-/// The L4 grants of one destination.
-struct L4Table<'t> {
-    grants: Vec<(&'t OsmPrincipals, &'t L4)>,
-}
-
-impl<'t> L4Table<'t> {
-    fn new(destination: &Destination<'_>, targets: &'t [ResolvedTarget<'t>]) -> Self {
-        let grants = destination
-            .targets
-            .iter()
-            .map(|&t| (&*targets[t].principals, &targets[t].l4))
-            .filter(|(_, l4)| **l4 != L4::Dropped)
-            .collect();
-        L4Table { grants }
-    }
-
-    /// The ports `principal` (`None`: any identity not named anywhere) may connect to.
-    fn ports_of(&self, principal: Option<&str>) -> Ports {
-        self.grants
-            .iter()
-            .filter(|(p, _)| p.is_any() || principal.is_some_and(|x| p.admits(x)))
-            .fold(Ports::Some(BTreeSet::new()), |acc, (_, l4)| acc.union(l4))
-    }
-
-    fn named(&self) -> BTreeSet<&'t str> {
-        self.grants.iter().flat_map(|(p, _)| p.named().map(String::as_str)).collect()
-    }
-
-    /// Callers grouped by the ports they may reach (callers reaching none are left out).
-    fn classes(&self, principals: &OsmPrincipals) -> BTreeMap<Ports, Vec<String>> {
-        let mut out: BTreeMap<Ports, Vec<String>> = BTreeMap::new();
-        if principals.is_any() {
-            let others = self.ports_of(None);
-            for named in self.named() {
-                let ports = self.ports_of(Some(named));
-                if ports != others {
-                    out.entry(ports).or_default().push(named.to_string());
-                }
-            }
-            out.entry(others).or_default().push("*".to_string());
-        } else {
-            for named in principals.named() {
-                out.entry(self.ports_of(Some(named))).or_default().push(named.clone());
-            }
-        }
-        out.retain(|ports, _| !ports.is_none());
-        out
-    }
-}
 
 fn rule(principals: Vec<String>, operation: Operation, when: Vec<mesh_crds::istio::Condition>) -> AuthorizationRule {
     let to = if operation == Operation::default() { Vec::new() } else { vec![RuleTo { operation }] };
@@ -147,9 +74,9 @@ impl<'a> Authz<'_, 'a> {
         let mut drafts = Vec::new();
         for destination in &destinations {
             self.report_conflicts(destination);
-            let shapes: Vec<Option<Allowed>> =
+            let mut shapes: Vec<Option<Allowed>> =
                 destination.routes.iter().map(|route| self.allowed(destination, route, &mut used)).collect();
-            self.destination_drafts(destination, &shapes, &mut drafts);
+            self.destination_drafts(destination, &mut shapes, &mut drafts);
         }
         overrides::report_unused(self.overrides, &used, self.notes);
         drafts
@@ -262,7 +189,14 @@ impl<'a> Authz<'_, 'a> {
         }
     }
 
-    fn destination_drafts(&mut self, destination: &Destination<'_>, shapes: &[Option<Allowed>], out: &mut Vec<Draft>) {
+    /// The drafts of one destination; `shapes` (per route) are moved into the rules of their
+    /// last use.
+    fn destination_drafts(
+        &mut self,
+        destination: &Destination<'_>,
+        shapes: &mut [Option<Allowed>],
+        out: &mut Vec<Draft>,
+    ) {
         let index = self.index;
         let (namespace, service_account) = (destination.namespace, destination.service_account);
         let workloads = index.workloads_of(namespace, service_account);
@@ -282,9 +216,15 @@ impl<'a> Authz<'_, 'a> {
         let table = L4Table::new(destination, self.targets);
         let mut classes: BTreeMap<*const OsmPrincipals, BTreeMap<Ports, Vec<String>>> = BTreeMap::new();
         let denying = destination.denying_routes();
-        for &w in workloads {
+        let problems: Vec<Option<String>> = workloads.iter().map(|&w| index.unselectable(w)).collect();
+        let selectable = problems.iter().filter(|p| p.is_none()).count();
+        // Uses of each route's shapes: per selectable workload, per TrafficTarget granting it.
+        let mut remaining: Vec<usize> = (destination.routes.iter())
+            .map(|route| selectable * destination.targets.iter().filter(|&&t| route.grants(t)).count())
+            .collect();
+        for (&w, problem) in workloads.iter().zip(problems) {
             let workload = &index.workloads[w];
-            if let Some(problem) = index.unselectable(w) {
+            if let Some(problem) = problem {
                 for object in &all_targets {
                     self.notes.error(
                         object,
@@ -305,22 +245,25 @@ impl<'a> Authz<'_, 'a> {
                 let target = &self.targets[t];
                 let mut rules: Vec<AuthorizationRule> = Vec::new();
                 for (r, route) in destination.routes.iter().enumerate() {
-                    if !route.origins.iter().any(|o| o.target == t) {
+                    if !route.grants(t) || shapes[r].is_none() {
                         continue;
                     }
-                    let Some(allowed) = &shapes[r] else { continue };
+                    remaining[r] -= 1;
                     // A TrafficTarget admitting any identity carries the merged route's set, which
                     // another TrafficTarget's sources may have narrowed (OSM unites the sets).
                     let principals = if target.principals.is_any() { &route.principals } else { &target.principals };
                     let callers_by_ports =
                         classes.entry(Rc::as_ptr(principals)).or_insert_with(|| table.classes(principals));
-                    for (ports, callers) in callers_by_ports.iter() {
-                        for shape in &allowed.shapes {
-                            let mut operation = shape.operation.clone();
-                            if let Ports::Some(list) = ports {
-                                operation.ports = port_strings(list);
+                    let count = callers_by_ports.len();
+                    for (i, (ports, callers)) in callers_by_ports.iter().enumerate() {
+                        let last_use = remaining[r] == 0 && i + 1 == count;
+                        let list = if last_use { shapes[r].take() } else { shapes[r].clone() };
+                        for shape in list.map(|allowed| allowed.shapes).unwrap_or_default() {
+                            let mut operation = shape.operation;
+                            if let Ports::Some(reachable) = ports {
+                                operation.ports = port_strings(reachable);
                             }
-                            rules.push(rule(callers.clone(), operation, shape.when.clone()));
+                            rules.push(rule(callers.clone(), operation, shape.when));
                         }
                     }
                 }

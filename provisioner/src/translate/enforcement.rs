@@ -100,6 +100,13 @@ pub(crate) struct Route<'a> {
     pub origins: Vec<Origin<'a>>,
 }
 
+impl Route<'_> {
+    /// Whether TrafficTarget `t` grants it.
+    pub(crate) fn grants(&self, t: usize) -> bool {
+        self.origins.iter().any(|o| o.target == t)
+    }
+}
+
 /// Route `shadowing` may come first for a request route `shadowed` also matches, and admits
 /// callers `shadowed` does not (or the other way round): order-dependent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

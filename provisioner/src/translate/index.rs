@@ -41,20 +41,20 @@ impl Workload<'_> {
 
 /// A port of a Service.
 #[derive(Debug, Clone)]
-pub(crate) struct PortInfo {
-    pub name: Option<String>,
+pub(crate) struct PortInfo<'a> {
+    pub name: Option<&'a str>,
     pub port: i32,
-    pub target: Option<IntOrString>,
-    pub app_protocol: Option<String>,
+    pub target: Option<&'a IntOrString>,
+    pub app_protocol: Option<&'a str>,
 }
 
-impl PortInfo {
-    fn from(port: &ServicePort) -> Self {
+impl<'a> PortInfo<'a> {
+    fn from(port: &'a ServicePort) -> Self {
         PortInfo {
-            name: port.name.clone(),
+            name: port.name.as_deref(),
             port: port.port,
-            target: port.target_port.clone(),
-            app_protocol: port.app_protocol.clone(),
+            target: port.target_port.as_ref(),
+            app_protocol: port.app_protocol.as_deref(),
         }
     }
 
@@ -62,16 +62,16 @@ impl PortInfo {
     /// starting `tcp-` (OSM's `ServiceToMeshServices`; Istio reads both the same way). Both meshes
     /// then treat the port as opaque TCP, where only L4 grants apply.
     pub(crate) fn is_declared_tcp(&self) -> bool {
-        match self.app_protocol.as_deref() {
+        match self.app_protocol {
             Some(p) => p.eq_ignore_ascii_case("tcp") || p.eq_ignore_ascii_case("tcp-server-first"),
-            None => self.name.as_deref().is_some_and(|n| n.starts_with("tcp-")),
+            None => self.name.is_some_and(|n| n.starts_with("tcp-")),
         }
     }
 
     /// A port Istio will not treat as HTTP (an HTTPRoute does not apply to it).
     pub(crate) fn is_non_http(&self) -> bool {
         const TCP_PREFIXES: [&str; 5] = ["tcp", "mysql", "mongo", "redis", "tls"];
-        let protocol = self.app_protocol.as_deref().or(self.name.as_deref()).unwrap_or_default().as_bytes();
+        let protocol = self.app_protocol.or(self.name).unwrap_or_default().as_bytes();
         // `p` or `p-…`, ignoring ASCII case.
         TCP_PREFIXES.iter().any(|p| {
             protocol.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes()))
@@ -81,7 +81,7 @@ impl PortInfo {
 
     /// The container port the Service sends to, for a workload.
     pub(crate) fn target_port(&self, workload: &Workload<'_>) -> Option<i32> {
-        match &self.target {
+        match self.target {
             None => Some(self.port),
             Some(IntOrString::Int(port)) => Some(*port),
             Some(IntOrString::String(name)) => {
@@ -97,7 +97,7 @@ pub(crate) struct ServiceInfo<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
     pub selector: Option<&'a BTreeMap<String, String>>,
-    pub ports: Vec<PortInfo>,
+    pub ports: Vec<PortInfo<'a>>,
     /// `clusterIP: None`.
     pub headless: bool,
     /// `type: ExternalName`.

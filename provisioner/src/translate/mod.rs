@@ -80,6 +80,7 @@ pub mod authz;
 pub mod enforcement;
 pub mod index;
 pub mod input;
+pub mod l4;
 pub mod limits;
 pub mod names;
 pub mod notify;

@@ -38,7 +38,7 @@ pub(crate) struct Shape {
 }
 
 /// The shapes of an ALLOW for a route, with the notifications they caused.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Allowed {
     pub shapes: Vec<Shape>,
     pub messages: Vec<(NotificationLevel, String)>,
