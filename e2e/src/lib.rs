@@ -8,6 +8,7 @@ pub mod apiserver_metrics;
 pub mod arm_emulator;
 pub mod audit;
 pub mod azure_suite;
+pub mod client_hook;
 pub mod cluster;
 pub mod dockerfile;
 pub mod harness;

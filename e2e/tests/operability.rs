@@ -3,11 +3,8 @@
 //! scenarios, and `meshctl status`, `status --wait`, `namespace list` and `dashboard` read the
 //! live installation as the operator left it.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
@@ -18,7 +15,7 @@ use mesh_e2e::operator::{OperatorHandle, test_settings};
 use mesh_e2e::scenario::{
     CONVERGE, apply, delete_and_wait_gone, operator_on_emulator, put_secret, sample, with_client_secret,
 };
-use mesh_e2e::{TestCluster, wait};
+use mesh_e2e::{TestCluster, client_hook, wait};
 use mesh_operator::meshctl::{dashboard, namespaces, status};
 use mesh_operator::metrics::{Metrics, Sample, parse_samples};
 use tokio::sync::watch;
@@ -312,58 +309,21 @@ async fn arm_lro_and_notification_series_during_the_istio_bookstore() {
     operator.stop().await;
 }
 
-/// Delays the initial LIST of one resource (not its WATCH) until `until`: the MeshInstallation
-/// cache cannot sync before then.
-#[derive(Clone)]
-struct DelayList<S> {
-    inner: S,
-    resource: &'static str,
-    until: Instant,
-}
-
-impl<S> tower::Layer<S> for DelayList<()> {
-    type Service = DelayList<S>;
-    fn layer(&self, inner: S) -> DelayList<S> {
-        DelayList { inner, resource: self.resource, until: self.until }
-    }
-}
-
-impl<S, B> tower::Service<http::Request<B>> for DelayList<S>
-where
-    S: tower::Service<http::Request<B>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let list = request.method() == http::Method::GET
-            && request.uri().path().ends_with(self.resource)
-            && !request.uri().query().unwrap_or_default().contains("watch=true");
-        let delay = if list { self.until.saturating_duration_since(Instant::now()) } else { Duration::ZERO };
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            tokio::time::sleep(delay).await;
-            response.await
-        })
-    }
-}
-
 async fn readyz_is_not_ready_until_the_caches_sync() {
     let Some(cluster) = TestCluster::get() else { return };
     let _serial = SERIAL.lock().await;
     let admin = cluster.client().await;
     mesh_operator::controller::ensure_crd(&admin, true).await.expect("CRD");
-    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("config");
     let hold = Duration::from_secs(4);
-    let layer = DelayList::<()> { inner: (), resource: "/meshinstallations", until: Instant::now() + hold };
-    let client = kube::client::ClientBuilder::try_from(config).expect("builder").with_layer(&layer).build();
+    // The initial LIST of MeshInstallations (not their WATCH) is answered only after `hold`: the
+    // MeshInstallation cache cannot sync before then.
+    let until = Instant::now() + hold;
+    let delay_list: client_hook::Hook = Arc::new(move |method, uri| {
+        let list =
+            method == http::Method::GET && uri.path().ends_with("/meshinstallations") && !client_hook::is_watch(uri);
+        if list { until.saturating_duration_since(Instant::now()) } else { Duration::ZERO }
+    });
+    let client = client_hook::client_with_hook(cluster, delay_list).await;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

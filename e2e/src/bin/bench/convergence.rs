@@ -1,0 +1,257 @@
+//! The convergence section: the bookstore sample from apply to Ready through the operator against
+//! two baselines that apply the same rendered objects and wait for the same workloads: a plain
+//! client (server-side apply, one object after the other, in the operator's phase order) and
+//! kubectl ([`super::kubectl`]). Each starts from the same empty cluster.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use mesh_crds::MeshInstallation;
+use mesh_e2e::TestCluster;
+use mesh_e2e::operator::{OperatorHandle, test_settings};
+use mesh_e2e::scenario;
+use mesh_provisioner::desired::{Component, Desired};
+
+use super::steady::{Counts, counted_client};
+use super::{TIMEOUT, kubectl, line, secs, wait_conditions};
+
+/// Every object the operator writes for `mi`, rendered as it renders them, with the key material
+/// its ensure steps would generate (the ingress webhook certificate, the mesh's root CA).
+fn rendered(mi: &MeshInstallation) -> anyhow::Result<Vec<Desired>> {
+    let name = mi.name_any();
+    let ingress_spec = mi.spec.ingress.as_ref().ok_or_else(|| anyhow!("the sample has an ingress"))?;
+    let webhook_tls = mesh_provisioner::ingress::certs::WebhookTls::generate(
+        &mesh_provisioner::ingress::admission_service_name(ingress_spec),
+        ingress_spec.nginx.namespace(),
+    )?;
+    let inputs = mesh_provisioner::plan::PlanInputs { webhook_tls: Some(webhook_tls), ..Default::default() };
+    let mut objects = mesh_provisioner::plan::plan(&name, &mi.spec, &inputs)?.objects;
+    let ca = mesh_provisioner::osm::ca::generate_root_ca()?;
+    objects.push(mesh_provisioner::osm::ca::ca_bundle_secret(&name, mi.spec.mesh.control_plane_namespace(), &ca)?);
+    Ok(objects)
+}
+
+/// The objects in the order a client must apply them: the CRDs (then wait until Established),
+/// and after them the mesh's namespace first, then the rest.
+pub fn phases(objects: &[Desired]) -> (Vec<&Desired>, Vec<&Desired>) {
+    let is_crd = |d: &&Desired| d.resource.kind == "CustomResourceDefinition";
+    let is_mesh_namespace = |d: &&Desired| d.resource.kind == "Namespace" && d.component == Component::Mesh;
+    let crds = objects.iter().filter(is_crd).collect();
+    let rest = objects
+        .iter()
+        .filter(is_mesh_namespace)
+        .chain(objects.iter().filter(|d| !is_crd(d) && !is_mesh_namespace(d)))
+        .collect();
+    (crds, rest)
+}
+
+/// Server-side applies `objects` with field manager `bench`.
+async fn ssa(client: &Client, objects: &[&Desired]) -> (usize, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut applied = 0;
+    for d in objects {
+        let api: Api<DynamicObject> = match d.namespace() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &d.resource),
+            None => Api::all_with(client.clone(), &d.resource),
+        };
+        match api.patch(d.name(), &PatchParams::apply("bench").force(), &Patch::Apply(&d.object)).await {
+            Ok(_) => applied += 1,
+            Err(e) => errors.push(format!("{}/{}: {e}", d.resource.kind, d.name())),
+        }
+    }
+    (applied, errors)
+}
+
+async fn crds_established(client: &Client, crds: &[&Desired]) -> anyhow::Result<bool> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for d in crds {
+        let established = api
+            .get_opt(d.name())
+            .await?
+            .and_then(|c| c.status)
+            .and_then(|s| s.conditions)
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+        if !established {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+async fn workloads_available(client: &Client, objects: &[Desired]) -> anyhow::Result<bool> {
+    for d in objects {
+        let ns = d.namespace().unwrap_or_default();
+        let ready = match d.resource.kind.as_str() {
+            "Deployment" => {
+                let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+                api.get_opt(d.name()).await?.is_some_and(|o| {
+                    let want = o.spec.and_then(|s| s.replicas).unwrap_or(1);
+                    o.status.and_then(|s| s.available_replicas).unwrap_or(0) >= want
+                })
+            }
+            "StatefulSet" => {
+                let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+                api.get_opt(d.name()).await?.is_some_and(|o| {
+                    let want = o.spec.and_then(|s| s.replicas).unwrap_or(1);
+                    o.status.and_then(|s| s.ready_replicas).unwrap_or(0) >= want
+                })
+            }
+            _ => true,
+        };
+        if !ready {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Deletes every object labelled for `installation` (namespaces too) and the OSM CRDs, and waits
+/// until they are gone.
+async fn clean(client: &Client, installation: &str) -> anyhow::Result<()> {
+    let selector = mesh_provisioner::labels::installation_selector(installation);
+    let mut namespaces = Vec::new();
+    for kind in mesh_provisioner::plan::kinds::all_managed_kinds().into_iter().rev() {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
+        let Ok(list) = api.list(&ListParams::default().labels(&selector)).await else { continue };
+        for o in list.items {
+            if kind.resource.kind == "Namespace" {
+                namespaces.push(o.name_any());
+            }
+            let api: Api<DynamicObject> = match o.namespace() {
+                Some(ns) => Api::namespaced_with(client.clone(), &ns, &kind.resource),
+                None => Api::all_with(client.clone(), &kind.resource),
+            };
+            let _ = api.delete(&o.name_any(), &DeleteParams::background()).await;
+        }
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in mesh_crds::generate::osm_crd_names() {
+        let _ = crds.delete(&name, &DeleteParams::default()).await;
+    }
+    // A CRD being deleted still answers GET; re-creating it before it is gone would fail later.
+    let namespaces_api: Api<Namespace> = Api::all(client.clone());
+    let started = Instant::now();
+    for name in mesh_crds::generate::osm_crd_names() {
+        while crds.get_opt(&name).await?.is_some() {
+            if started.elapsed() > TIMEOUT {
+                return Err(anyhow!("CRD {name} was not deleted in {TIMEOUT:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    for name in &namespaces {
+        while namespaces_api.get_opt(name).await?.is_some() {
+            if started.elapsed() > TIMEOUT {
+                return Err(anyhow!("namespace {name} was not deleted in {TIMEOUT:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
+/// The plain client: `(apply -> every workload available, all applied after, write requests, refusals)`.
+async fn plain_client(
+    client: &Client,
+    objects: &[Desired],
+) -> anyhow::Result<(Duration, Duration, usize, Vec<String>)> {
+    let (crds, rest) = phases(objects);
+    let started = Instant::now();
+    let (mut applied, mut errors) = ssa(client, &crds).await;
+    while !crds_established(client, &crds).await? {
+        if started.elapsed() > TIMEOUT {
+            return Err(anyhow!("plain apply: CRDs not Established in {TIMEOUT:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (a, e) = ssa(client, &rest).await;
+    applied += a;
+    errors.extend(e);
+    let applied_in = started.elapsed();
+    while !workloads_available(client, objects).await? {
+        if started.elapsed() > TIMEOUT {
+            return Err(anyhow!("plain apply: workloads not available in {TIMEOUT:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((started.elapsed(), applied_in, applied + errors.len(), errors))
+}
+
+fn ratio(operator: Duration, baseline: Duration) -> String {
+    format!("{:.2}", operator.as_secs_f64() / baseline.as_secs_f64().max(0.001))
+}
+
+/// The convergence section.
+pub async fn run(cluster: &TestCluster, client: &Client) -> anyhow::Result<()> {
+    println!("\n## convergence: bookstore sample, apply -> Ready");
+    let mut mi = scenario::sample("bookstore.yaml");
+    mi.spec.teardown.delete_namespaces = true;
+    let name = mi.name_any();
+    let objects = rendered(&mi)?;
+    let workloads = objects.iter().filter(|d| matches!(d.resource.kind.as_str(), "Deployment" | "StatefulSet")).count();
+
+    let (plain, applied_in, plain_writes, errors) = plain_client(client, &objects).await?;
+    clean(client, &name).await?;
+
+    let with_kubectl = match kubectl::find() {
+        Ok(kubectl) => {
+            let run = kubectl::apply_and_wait(&kubectl, &cluster.kubeconfig, &objects).await;
+            clean(client, &name).await?;
+            Ok(run?)
+        }
+        Err(why) => Err(why),
+    };
+
+    // The operator, from the same empty start, on a client that counts its requests.
+    let counts = Arc::new(Counts::default());
+    let operator =
+        OperatorHandle::start(counted_client(cluster, counts.clone()).await, test_settings(Duration::from_secs(300)))
+            .await;
+    let writes_before = counts.writes_by_path();
+    let started = Instant::now();
+    scenario::apply(client, &mi).await;
+    let through_operator = wait_conditions(client, &name, &["Ready"], started).await?;
+    let reconciles = operator.metrics.reconciles("success");
+    let operator_writes: Vec<(String, u64)> = counts
+        .writes_by_path()
+        .into_iter()
+        .map(|(path, n)| (n - writes_before.get(&path).copied().unwrap_or(0), path))
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, path)| (path, n))
+        .collect();
+    scenario::delete_and_wait_gone(client, &name).await;
+    operator.stop().await;
+
+    line("objects rendered", objects.len());
+    line("workloads waited for", workloads);
+    line("plain client: write requests (server-side applies)", format!("{plain_writes} ({} refused)", errors.len()));
+    for error in errors.iter().take(3) {
+        line("  refused", error);
+    }
+    line("plain client: all applied after", secs(applied_in));
+    line("plain client: apply -> every workload available", secs(plain));
+    match &with_kubectl {
+        Ok(run) => {
+            line("kubectl apply --server-side + kubectl wait: -> every workload available", secs(run.ready_after));
+            line("  kubectl invocations", run.invocations);
+        }
+        Err(why) => line("kubectl apply --server-side + kubectl wait", format!("skipped: {why}")),
+    }
+    line("operator: apply -> Ready", format!("{} ({reconciles} reconciles)", secs(through_operator)));
+    line("operator: write requests on the way to Ready", operator_writes.iter().map(|(_, n)| n).sum::<u64>());
+    for (path, n) in &operator_writes {
+        line("  write", format!("{n} x {path}"));
+    }
+    line("ratio operator / plain client", ratio(through_operator, plain));
+    match &with_kubectl {
+        Ok(run) => line("ratio operator / kubectl", ratio(through_operator, run.ready_after)),
+        Err(_) => line("ratio operator / kubectl", "skipped (no kubectl)"),
+    }
+    Ok(())
+}
