@@ -16,7 +16,7 @@ use mesh_crds::MeshInstallation;
 use mesh_e2e::TestCluster;
 use mesh_e2e::operator::{OperatorHandle, test_settings};
 use mesh_e2e::scenario;
-use mesh_provisioner::desired::{Component, Desired};
+use mesh_provisioner::desired::Desired;
 
 use super::steady::{Counts, counted_client};
 use super::{TIMEOUT, kubectl, line, secs, wait_conditions};
@@ -38,15 +38,16 @@ fn rendered(mi: &MeshInstallation) -> anyhow::Result<Vec<Desired>> {
 }
 
 /// The objects in the order a client must apply them: the CRDs (then wait until Established),
-/// and after them the mesh's namespace first, then the rest.
+/// and after them the namespaces first (objects of the mesh, such as an Egress, go into the
+/// enrolled namespaces too), then the rest.
 pub fn phases(objects: &[Desired]) -> (Vec<&Desired>, Vec<&Desired>) {
     let is_crd = |d: &&Desired| d.resource.kind == "CustomResourceDefinition";
-    let is_mesh_namespace = |d: &&Desired| d.resource.kind == "Namespace" && d.component == Component::Mesh;
+    let is_namespace = |d: &&Desired| d.resource.kind == "Namespace";
     let crds = objects.iter().filter(is_crd).collect();
     let rest = objects
         .iter()
-        .filter(is_mesh_namespace)
-        .chain(objects.iter().filter(|d| !is_crd(d) && !is_mesh_namespace(d)))
+        .filter(is_namespace)
+        .chain(objects.iter().filter(|d| !is_crd(d) && !is_namespace(d)))
         .collect();
     (crds, rest)
 }
