@@ -12,12 +12,13 @@ use super::progress::Progress;
 use crate::context::Context;
 use crate::error::Result;
 
-/// Applies one component's objects; returns the number written, or the errors.
+/// Applies one phase's objects (concurrently, see [`Applier::apply_many`]); returns the number
+/// written, or the errors.
 pub async fn apply_all(applier: &Applier, objects: &[&Desired]) -> (usize, Vec<ApplyError>) {
     let mut written = 0;
     let mut errors = Vec::new();
-    for desired in objects {
-        match applier.apply(desired).await {
+    for result in applier.apply_many(objects).await {
+        match result {
             Ok(ApplyOutcome::Applied) => written += 1,
             Ok(_) => {}
             Err(error) => errors.push(error),
@@ -45,8 +46,8 @@ pub async fn apply_apps(
     let mut blocked = std::collections::BTreeSet::new();
     let mut written = 0;
     let mut errors = Vec::new();
-    for desired in supporting {
-        match applier.apply(desired).await {
+    for (desired, result) in supporting.iter().copied().zip(applier.apply_many(&supporting).await) {
+        match result {
             Ok(ApplyOutcome::Applied) => written += 1,
             Ok(_) => {}
             Err(error) => {

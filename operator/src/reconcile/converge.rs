@@ -22,6 +22,14 @@ use super::{azure, certificates, events, gateway_api, observe, placement, valida
 use crate::context::Context;
 use crate::error::{Error, Result};
 
+/// How long one pass waits for the mesh's CRDs to be Established before leaving the rest of the
+/// mesh for the next pass (the CRD watch triggers it). A new CRD usually is within a second.
+const CRD_WAIT: Duration = Duration::from_secs(5);
+
+/// How long an installation that waits only for what its watches bring is left before it is looked
+/// at again anyway.
+const WATCHED_FALLBACK: Duration = Duration::from_secs(30);
+
 /// Makes the cluster what the installation's spec says, then writes its status.
 pub(super) async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Result<Action> {
     let name = mi.name_any();
@@ -67,8 +75,9 @@ pub(super) async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &App
     let (written, errors) = apply_all(applier, &crds).await;
     progress.record(Component::Mesh, written, &errors);
     let crd_names = observe::osm_crd_names(spec);
-    let crds_ready =
-        errors.is_empty() && azure.mesh_prerequisites_met && observe::crds_established(ctx, &crd_names).await?;
+    let crds_ready = errors.is_empty()
+        && azure.mesh_prerequisites_met
+        && observe::wait_crds_established(ctx, &crd_names, CRD_WAIT).await?;
     if crds_ready {
         // The control-plane namespace, then the root CA and the MeshConfig seed, then the rest:
         // the OSM control plane must find its CA when it starts.
@@ -124,8 +133,15 @@ pub(super) async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &App
     }
     events::publish_new_notifications(ctx, mi, &progress.notifications).await;
     record.conclude(ctx, &progress).await?;
+    // Everything is applied and only our own workloads (or the ingress Service's address) are not
+    // ready yet: their watch brings every change, so a timer is only a fallback.
+    let only_watched = spec.azure.is_none()
+        && spec.registry.is_none()
+        && Component::ALL.iter().all(|component| !progress.failed(*component));
     Ok(if progress.ready() {
         Action::requeue(ctx.settings.resync)
+    } else if only_watched {
+        Action::requeue(ctx.settings.resync.min(WATCHED_FALLBACK).max(ctx.settings.progress_interval))
     } else {
         // An Azure operation or back-off (Retry-After) may ask for a longer wait.
         Action::requeue(ctx.settings.progress_interval.max(azure.requeue.unwrap_or_default()))

@@ -112,6 +112,22 @@ pub async fn crds_established(ctx: &Context, names: &[String]) -> Result<bool> {
     Ok(true)
 }
 
+/// Waits up to `timeout` for the CRDs to be Established, so what uses their kinds is applied in
+/// the same pass rather than the next one.
+pub async fn wait_crds_established(ctx: &Context, names: &[String], timeout: std::time::Duration) -> Result<bool> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if crds_established(ctx, names).await? {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        // The watch of CRDs brings the change (a read of memory once it is cached).
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Readiness of a workload from the cache: `(ready, message)`.
 pub fn workload_ready(ctx: &Context, kind: &str, namespace: &str, name: &str) -> (bool, String) {
     let (resource, ready) = match kind {

@@ -20,6 +20,11 @@ pub use keep::KeepSet;
 use crate::desired::{Component, Desired, ExistingPolicy};
 use crate::labels;
 
+/// Most requests [`Applier::apply_many`] has in flight at once: enough to hide the round trips
+/// of a plan's ~100 objects, few enough not to crowd out other clients of the API server (its
+/// default max-in-flight is 400 mutating requests).
+pub const CONCURRENT_APPLIES: usize = 8;
+
 /// What applying one object did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -168,6 +173,41 @@ impl Applier {
             .await
             .map_err(api_error("applying", object_ref))?;
         Ok(ApplyOutcome::Applied)
+    }
+
+    /// Applies `objects` (one phase of a plan: none depends on another of the same phase) with at
+    /// most [`CONCURRENT_APPLIES`] requests in flight, kind by kind in the order each kind first
+    /// appears (so a kind that must come first, a webhook configuration before what it admits,
+    /// still does). The results are in the order of `objects`.
+    pub async fn apply_many(&self, objects: &[&Desired]) -> Vec<Result<ApplyOutcome, ApplyError>> {
+        use futures::{FutureExt, StreamExt};
+        let mut kinds: Vec<(&str, &str)> = Vec::new();
+        for desired in objects {
+            let kind = (desired.resource.group.as_str(), desired.resource.kind.as_str());
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        let mut results: Vec<Option<Result<ApplyOutcome, ApplyError>>> = objects.iter().map(|_| None).collect();
+        for kind in kinds {
+            // Boxed (`BoxFuture` is `Send`): a stream of futures that borrow `self` is otherwise
+            // not `Send` for every lifetime, which the controller's task requires.
+            let pending: Vec<futures::future::BoxFuture<'_, (usize, Result<ApplyOutcome, ApplyError>)>> = objects
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| (d.resource.group.as_str(), d.resource.kind.as_str()) == kind)
+                .map(|(index, desired)| {
+                    let desired: &Desired = desired;
+                    async move { (index, self.apply(desired).await) }.boxed()
+                })
+                .collect();
+            let applied: Vec<(usize, Result<ApplyOutcome, ApplyError>)> =
+                futures::stream::iter(pending).buffer_unordered(CONCURRENT_APPLIES).collect().await;
+            for (index, result) in applied {
+                results[index] = Some(result);
+            }
+        }
+        results.into_iter().flatten().collect()
     }
 
     /// Reads the live object of `desired` from the API server. A Secret is read as metadata first,
