@@ -3,8 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::Client;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
 use mesh_provisioner::apply::ManagedCache;
 use tokio::sync::watch;
 
@@ -46,12 +51,34 @@ impl Default for Settings {
     }
 }
 
+/// The metadata (labels, annotations, deletion) of every namespace of the cluster, from one
+/// metadata-only watch: validation reads the labels of the namespaces a spec names, which are not
+/// all ours, and would otherwise list every namespace, in full, on every reconcile.
+pub type NamespaceStore = Store<PartialObjectMeta<Namespace>>;
+
+/// Starts the namespace watch. The stream drives it and yields nothing: it must be polled for as
+/// long as the store is used (the controller does).
+pub fn watch_namespaces(client: &Client) -> (NamespaceStore, impl Stream<Item = ()> + Send + 'static) {
+    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+    let writer = reflector::store::Writer::default();
+    let store = writer.as_reader();
+    let events = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).modify(|ns| ns.metadata.managed_fields = None),
+    )
+    .default_backoff()
+    .filter_map(|_| futures::future::ready(None));
+    (store, events)
+}
+
 /// Shared state of the controller.
 pub struct Context {
     /// API client.
     pub client: Client,
     /// Caches of managed objects.
     pub cache: ManagedCache,
+    /// Metadata of every namespace.
+    pub namespaces: NamespaceStore,
     /// Event recorder.
     pub recorder: Recorder,
     /// Settings.
@@ -71,6 +98,7 @@ impl Context {
     pub fn new(
         client: Client,
         cache: ManagedCache,
+        namespaces: NamespaceStore,
         settings: Settings,
         leader: watch::Receiver<bool>,
         metrics: Arc<crate::metrics::Metrics>,
@@ -80,6 +108,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             cache,
+            namespaces,
             settings,
             leader,
             failures: Default::default(),

@@ -195,14 +195,20 @@ pub async fn run(
     let (cache, changes) = ManagedCache::start(&client, &kinds::all_managed_kinds());
     let (leader, leadership_known) = elect(&client, election).await?;
     let arm_observer = metrics.arm_observer();
-    let ctx = Arc::new(Context::new(client.clone(), cache.clone(), settings, leader.clone(), metrics.clone()));
+    let (namespaces, namespace_events) = crate::context::watch_namespaces(&client);
+    let ctx =
+        Arc::new(Context::new(client.clone(), cache.clone(), namespaces, settings, leader.clone(), metrics.clone()));
     let client_for_smi = client.clone();
     let api: Api<DeserializeGuard<MeshInstallation>> = Api::all(client);
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
     let triggers = futures::stream::select(
         changes.map(|name| ObjectRef::<DeserializeGuard<MeshInstallation>>::new(&name)).boxed(),
-        smi_changes(&client_for_smi, store.clone()).boxed(),
+        futures::stream::select(
+            smi_changes(&client_for_smi, store.clone()).boxed(),
+            // Yields nothing: polled here so the namespace watch lives exactly as long as the controller.
+            namespace_events.map(|()| ObjectRef::new("")).boxed(),
+        ),
     );
     metrics_source(&metrics, store.clone(), cache.clone(), leader);
     if let Some(ready) = ready {

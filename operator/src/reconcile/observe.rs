@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use futures::FutureExt;
+
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -23,15 +25,24 @@ use mesh_provisioner::plan::enrolled_namespaces;
 /// Reads namespaces and OSM control planes.
 pub async fn cluster_facts(ctx: &Context) -> Result<ClusterFacts> {
     let cached = ListParams::default().match_any();
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let namespaces = namespaces.list(&cached).await.map_err(Error::kube("listing namespaces"))?;
+    // The metadata-only namespace watch, once it has listed; the API server's watch cache before.
+    let namespaces: Vec<Namespace> = if ctx.namespaces.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok()) {
+        ctx.namespaces
+            .state()
+            .iter()
+            .map(|ns| Namespace { metadata: ns.metadata.clone(), ..Default::default() })
+            .collect()
+    } else {
+        let api: Api<Namespace> = Api::all(ctx.client.clone());
+        api.list(&cached).await.map_err(Error::kube("listing namespaces"))?.items
+    };
     let deployments: Api<Deployment> = Api::all(ctx.client.clone());
     let controllers = deployments
         .list(&cached.clone().labels("app=osm-controller"))
         .await
         .map_err(Error::kube("listing osm-controller Deployments"))?;
     Ok(ClusterFacts {
-        namespaces: namespaces.items.into_iter().map(|ns| (ns.name_any(), ns)).collect(),
+        namespaces: namespaces.into_iter().map(|ns| (ns.name_any(), ns)).collect(),
         control_planes: controllers
             .items
             .into_iter()

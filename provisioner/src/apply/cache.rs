@@ -59,7 +59,9 @@ impl ManagedCache {
             if let Ok(mut stores) = started.write() {
                 stores.insert(kind_key(resource), writer.as_reader());
             }
-            reflector::reflector(writer, watcher(api, config.clone()))
+            // managedFields are often the larger part of an object, and nothing compares them.
+            let objects = watcher(api, config.clone()).modify(|object| object.metadata.managed_fields = None);
+            reflector::reflector(writer, objects)
                 .default_backoff()
                 .touched_objects()
                 .filter_map(|event| async move { event.ok().as_ref().and_then(installation_of) })
