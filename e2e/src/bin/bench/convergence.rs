@@ -44,11 +44,8 @@ pub fn phases(objects: &[Desired]) -> (Vec<&Desired>, Vec<&Desired>) {
     let is_crd = |d: &&Desired| d.resource.kind == "CustomResourceDefinition";
     let is_namespace = |d: &&Desired| d.resource.kind == "Namespace";
     let crds = objects.iter().filter(is_crd).collect();
-    let rest = objects
-        .iter()
-        .filter(is_namespace)
-        .chain(objects.iter().filter(|d| !is_crd(d) && !is_namespace(d)))
-        .collect();
+    let rest =
+        objects.iter().filter(is_namespace).chain(objects.iter().filter(|d| !is_crd(d) && !is_namespace(d))).collect();
     (crds, rest)
 }
 
