@@ -370,11 +370,14 @@ const NOT_IN_THIS_SCENARIO: &[(&str, &str)] = &[
 fn reconcile_context(client: &Client) -> Arc<mesh_operator::context::Context> {
     let (cache, _changes) =
         mesh_provisioner::apply::ManagedCache::start(client, &mesh_provisioner::plan::kinds::all_managed_kinds());
+    // Neither watch is polled: every read goes to the API server, as a cold operator's would.
+    let (namespaces, _namespace_events) = mesh_operator::context::watch_namespaces(client);
     let (leader_tx, leader) = watch::channel(true);
     std::mem::forget(leader_tx);
     Arc::new(mesh_operator::context::Context::new(
         client.clone(),
         cache,
+        namespaces,
         test_settings(Duration::from_secs(300)),
         leader,
         Arc::new(Metrics::default()),
