@@ -118,17 +118,32 @@ func (d *serviceDNS) resolve(name string) (net.IP, bool) {
 	if done {
 		return ip, true
 	}
+	pod := d.p.current()
 	for _, port := range svc.Spec.Ports {
 		if port.Protocol != "" && port.Protocol != "TCP" {
 			continue
 		}
+		// A port the pod serves itself (declared, or of a Service selecting it) is its
+		// containers' to bind on the wildcard address: as in svcnames.go, it is served here only
+		// until the init containers are done (OSM's init containers resolve osm-bootstrap:9091,
+		// which osm-controller then binds itself), and not at all after.
+		servesItself := selects(svc, pod) || declaresPort(pod, port.Port)
+		d.p.mu.Lock()
+		if servesItself && d.p.initialized {
+			d.p.mu.Unlock()
+			continue
+		}
 		l, err := d.p.ns.listen(net.JoinHostPort(ip.String(), fmt.Sprint(port.Port)))
 		if err != nil {
+			d.p.mu.Unlock()
 			klog.ErrorS(err, "runner: Service address in pod", "pod", klog.KRef(d.p.namespace, d.p.name), "service", key)
 			continue
 		}
-		d.p.mu.Lock()
-		d.p.listeners = append(d.p.listeners, l)
+		if servesItself {
+			holdUntilInitialized(d.p.dir, l)
+		} else {
+			d.p.listeners = append(d.p.listeners, l)
+		}
 		d.p.mu.Unlock()
 		host, svcPort := key+".svc", int(port.Port)
 		go serveForward(l, host, func(ctx context.Context) (net.Conn, error) {

@@ -173,9 +173,9 @@ func (p *realPod) run() {
 			}
 		}
 	}
-	closeInitOnlyServiceNames(p.dir) // svcnames.go
 	p.mu.Lock()
 	p.initialized = true
+	closeInitOnlyServiceNames(p.dir) // svcnames.go; under the lock, as the DNS server's additions
 	p.mu.Unlock()
 	p.changed()
 

@@ -79,8 +79,28 @@ func selects(svc *corev1.Service, pod *corev1.Pod) bool {
 // pod's init containers are done.
 var initOnly sync.Map // string -> []net.Listener
 
+// declaresPort reports whether one of the pod's containers declares port.
+func declaresPort(pod *corev1.Pod, port int32) bool {
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.ContainerPort == port {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// holdUntilInitialized adds a listener to those closed when the pod's init
+// containers are done. The caller holds the pod's lock, as the closing does.
+func holdUntilInitialized(podDir string, l net.Listener) {
+	held, _ := initOnly.Load(podDir)
+	listeners, _ := held.([]net.Listener)
+	initOnly.Store(podDir, append(listeners, l))
+}
+
 // closeInitOnlyServiceNames closes the listeners on ports the pod's own
-// containers are about to bind.
+// containers are about to bind. The caller holds the pod's lock.
 func closeInitOnlyServiceNames(podDir string) {
 	if v, ok := initOnly.LoadAndDelete(podDir); ok {
 		for _, l := range v.([]net.Listener) {
@@ -94,12 +114,6 @@ func closeInitOnlyServiceNames(podDir string) {
 // with the pod.
 func (r *runner) serveServiceNames(ns *netns, podDir string, pod *corev1.Pod) []net.Listener {
 	podNamespace := pod.Namespace
-	own := map[int32]bool{}
-	for _, c := range pod.Spec.Containers {
-		for _, port := range c.Ports {
-			own[port.ContainerPort] = true
-		}
-	}
 	services, err := r.services.List(labels.Everything())
 	if err != nil {
 		return nil
@@ -134,7 +148,7 @@ func (r *runner) serveServiceNames(ns *netns, podDir string, pod *corev1.Pod) []
 				return proxy.dial(ctx, host, servicePort)
 			})
 			listeners = append(listeners, l)
-			if own[port.Port] || selects(svc, pod) {
+			if declaresPort(pod, port.Port) || selects(svc, pod) {
 				untilInitialized = append(untilInitialized, l)
 			}
 		}
