@@ -27,8 +27,9 @@ use crate::error::{Error, Result};
 const CRD_WAIT: Duration = Duration::from_secs(5);
 
 /// How long an installation that waits only for what its watches bring is left before it is looked
-/// at again anyway.
-const WATCHED_FALLBACK: Duration = Duration::from_secs(30);
+/// at again anyway (the watches re-check it at once; this bounds the cost of an event missed
+/// while a watch restarts).
+const WATCHED_FALLBACK: Duration = Duration::from_secs(5);
 
 /// Makes the cluster what the installation's spec says, then writes its status.
 pub(super) async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &Applier) -> Result<Action> {

@@ -59,8 +59,16 @@ impl ManagedCache {
             if let Ok(mut stores) = started.write() {
                 stores.insert(kind_key(resource), writer.as_reader());
             }
-            // managedFields are often the larger part of an object, and nothing compares them.
-            let objects = watcher(api, config.clone()).modify(|object| object.metadata.managed_fields = None);
+            let types = kube::api::TypeMeta { api_version: resource.api_version.clone(), kind: resource.kind.clone() };
+            let objects = watcher(api, config.clone()).modify(move |object| {
+                // managedFields are often the larger part of an object, and nothing compares them.
+                object.metadata.managed_fields = None;
+                // The items of a list carry no apiVersion and kind (watch events do): without them
+                // every object read from a (re)list would differ from what we want and be rewritten.
+                if object.types.is_none() {
+                    object.types = Some(types.clone());
+                }
+            });
             reflector::reflector(writer, objects)
                 .default_backoff()
                 .touched_objects()
