@@ -16,7 +16,7 @@ use mesh_crds::MeshInstallation;
 use mesh_e2e::TestCluster;
 use mesh_e2e::operator::{OperatorHandle, test_settings};
 use mesh_e2e::scenario;
-use mesh_provisioner::desired::Desired;
+use mesh_provisioner::desired::{Component, Desired};
 
 use super::steady::{Counts, counted_client};
 use super::{TIMEOUT, kubectl, line, secs, wait_conditions};
@@ -32,21 +32,62 @@ fn rendered(mi: &MeshInstallation) -> anyhow::Result<Vec<Desired>> {
     )?;
     let inputs = mesh_provisioner::plan::PlanInputs { webhook_tls: Some(webhook_tls), ..Default::default() };
     let mut objects = mesh_provisioner::plan::plan(&name, &mi.spec, &inputs)?.objects;
+    // osm-bootstrap refuses a partial MeshConfig: the operator seeds OSM's full preset before its
+    // own fields, and `osm install` creates the full preset too. The baselines apply the preset
+    // with the plan's fields over it.
+    let preset = mesh_provisioner::osm::preset_spec(&mi.spec.mesh)?;
+    for mesh_config in objects.iter_mut().filter(|d| d.resource.kind == "MeshConfig") {
+        let mut spec = preset.clone();
+        overlay(&mut spec, &mesh_config.object.data["spec"]);
+        mesh_config.object.data["spec"] = spec;
+    }
     let ca = mesh_provisioner::osm::ca::generate_root_ca()?;
-    objects.push(mesh_provisioner::osm::ca::ca_bundle_secret(&name, mi.spec.mesh.control_plane_namespace(), &ca)?);
+    // Before the control plane (after the namespaces, see `phases`), as the operator ensures it.
+    objects.insert(0, mesh_provisioner::osm::ca::ca_bundle_secret(&name, mi.spec.mesh.control_plane_namespace(), &ca)?);
     Ok(objects)
 }
 
-/// The objects in the order a client must apply them: the CRDs (then wait until Established),
-/// and after them the namespaces first (objects of the mesh, such as an Egress, go into the
-/// enrolled namespaces too), then the rest.
-pub fn phases(objects: &[Desired]) -> (Vec<&Desired>, Vec<&Desired>) {
+/// Sets every field of `top` in `base`, recursing into objects (lists are replaced whole).
+fn overlay(base: &mut serde_json::Value, top: &serde_json::Value) {
+    match (base, top) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(top)) => {
+            for (key, value) in top {
+                overlay(base.entry(key.clone()).or_insert(serde_json::Value::Null), value);
+            }
+        }
+        (base, top) => *base = top.clone(),
+    }
+}
+
+/// The objects in the order a client must apply them, as the article does by hand: the CRDs
+/// (then wait until Established); the namespaces, then the rest of the mesh, the ingress and the
+/// policies; and the apps only once OSM's sidecar injector is available (pods started before it
+/// run without a sidecar, unmeshed; the operator waits for it too).
+pub struct Phases<'a> {
+    pub crds: Vec<&'a Desired>,
+    pub before_apps: Vec<&'a Desired>,
+    /// The injector Deployment to wait for: `(namespace, name)`; `None` when the mesh is not ours.
+    pub injector: Option<(String, String)>,
+    pub apps: Vec<&'a Desired>,
+}
+
+pub fn phases<'a>(objects: &'a [Desired], mi: &MeshInstallation) -> Phases<'a> {
     let is_crd = |d: &&Desired| d.resource.kind == "CustomResourceDefinition";
     let is_namespace = |d: &&Desired| d.resource.kind == "Namespace";
-    let crds = objects.iter().filter(is_crd).collect();
-    let rest =
-        objects.iter().filter(is_namespace).chain(objects.iter().filter(|d| !is_crd(d) && !is_namespace(d))).collect();
-    (crds, rest)
+    let is_app = |d: &&Desired| d.component == Component::Apps;
+    let self_hosted = mi.spec.mesh.provider == mesh_crds::MeshProvider::SelfHosted;
+    Phases {
+        crds: objects.iter().filter(is_crd).collect(),
+        before_apps: objects
+            .iter()
+            .filter(is_namespace)
+            .chain(objects.iter().filter(|d| !is_crd(d) && !is_namespace(d) && !is_app(d)))
+            .collect(),
+        injector: self_hosted.then(|| {
+            (mi.spec.mesh.control_plane_namespace().to_string(), mesh_provisioner::osm::names::INJECTOR.to_string())
+        }),
+        apps: objects.iter().filter(is_app).collect(),
+    }
 }
 
 /// Server-side applies `objects` with field manager `bench`.
@@ -82,7 +123,7 @@ async fn crds_established(client: &Client, crds: &[&Desired]) -> anyhow::Result<
     Ok(true)
 }
 
-async fn workloads_available(client: &Client, objects: &[Desired]) -> anyhow::Result<bool> {
+async fn workloads_available(client: &Client, objects: impl IntoIterator<Item = &Desired>) -> anyhow::Result<bool> {
     for d in objects {
         let ns = d.namespace().unwrap_or_default();
         let ready = match d.resource.kind.as_str() {
@@ -157,18 +198,31 @@ async fn clean(client: &Client, installation: &str) -> anyhow::Result<()> {
 /// The plain client: `(apply -> every workload available, all applied after, write requests, refusals)`.
 async fn plain_client(
     client: &Client,
+    mi: &MeshInstallation,
     objects: &[Desired],
 ) -> anyhow::Result<(Duration, Duration, usize, Vec<String>)> {
-    let (crds, rest) = phases(objects);
+    let phases = phases(objects, mi);
     let started = Instant::now();
-    let (mut applied, mut errors) = ssa(client, &crds).await;
-    while !crds_established(client, &crds).await? {
+    let (mut applied, mut errors) = ssa(client, &phases.crds).await;
+    while !crds_established(client, &phases.crds).await? {
         if started.elapsed() > TIMEOUT {
             return Err(anyhow!("plain apply: CRDs not Established in {TIMEOUT:?}"));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (a, e) = ssa(client, &rest).await;
+    let (a, e) = ssa(client, &phases.before_apps).await;
+    applied += a;
+    errors.extend(e);
+    if let Some((namespace, name)) = &phases.injector {
+        let injector = objects.iter().filter(|d| d.namespace() == Some(namespace) && d.name() == name);
+        while !workloads_available(client, injector.clone()).await? {
+            if started.elapsed() > TIMEOUT {
+                return Err(anyhow!("plain apply: {namespace}/{name} not available in {TIMEOUT:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (a, e) = ssa(client, &phases.apps).await;
     applied += a;
     errors.extend(e);
     let applied_in = started.elapsed();
@@ -194,12 +248,12 @@ pub async fn run(cluster: &TestCluster, client: &Client) -> anyhow::Result<()> {
     let objects = rendered(&mi)?;
     let workloads = objects.iter().filter(|d| matches!(d.resource.kind.as_str(), "Deployment" | "StatefulSet")).count();
 
-    let (plain, applied_in, plain_writes, errors) = plain_client(client, &objects).await?;
+    let (plain, applied_in, plain_writes, errors) = plain_client(client, &mi, &objects).await?;
     clean(client, &name).await?;
 
     let with_kubectl = match kubectl::find() {
         Ok(kubectl) => {
-            let run = kubectl::apply_and_wait(&kubectl, &cluster.kubeconfig, &objects).await;
+            let run = kubectl::apply_and_wait(&kubectl, &cluster.kubeconfig, &mi, &objects).await;
             clean(client, &name).await?;
             Ok(run?)
         }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
+use mesh_crds::MeshInstallation;
 use mesh_provisioner::desired::Desired;
 
 use super::TIMEOUT;
@@ -97,14 +98,22 @@ fn waits(objects: &[Desired]) -> Vec<Vec<String>> {
 }
 
 /// Applies `objects` and waits for their workloads with `kubectl_path`.
-pub async fn apply_and_wait(kubectl_path: &Path, kubeconfig: &Path, objects: &[Desired]) -> anyhow::Result<Run> {
-    let (crds, rest) = phases(objects);
+pub async fn apply_and_wait(
+    kubectl_path: &Path,
+    kubeconfig: &Path,
+    mi: &MeshInstallation,
+    objects: &[Desired],
+) -> anyhow::Result<Run> {
+    let phases = phases(objects, mi);
+    let crds = &phases.crds;
     let dir = std::env::temp_dir().join(format!("mesh-bench-kubectl-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let crds_file = dir.join("crds.yaml");
     let rest_file = dir.join("bookstore.yaml");
-    std::fs::write(&crds_file, stream(&crds)?)?;
-    std::fs::write(&rest_file, stream(&rest)?)?;
+    let apps_file = dir.join("apps.yaml");
+    std::fs::write(&crds_file, stream(crds)?)?;
+    std::fs::write(&rest_file, stream(&phases.before_apps)?)?;
+    std::fs::write(&apps_file, stream(&phases.apps)?)?;
     let apply = |file: &Path| -> Vec<String> {
         ["apply", "--server-side", "--force-conflicts", "--field-manager=bench-kubectl", "-f"]
             .iter()
@@ -121,9 +130,18 @@ pub async fn apply_and_wait(kubectl_path: &Path, kubeconfig: &Path, objects: &[D
     kubectl(kubectl_path, kubeconfig, &apply(&crds_file)).await?;
     kubectl(kubectl_path, kubeconfig, &established).await?;
     kubectl(kubectl_path, kubeconfig, &apply(&rest_file)).await?;
+    let mut invocations = 3 + waits.len();
+    if let Some((namespace, name)) = &phases.injector {
+        let wait = ["wait", "--for=condition=Available", "-n", namespace, &format!("deployment/{name}")];
+        let mut wait: Vec<String> = wait.iter().map(|s| s.to_string()).collect();
+        wait.push(format!("--timeout={}s", TIMEOUT.as_secs()));
+        kubectl(kubectl_path, kubeconfig, &wait).await?;
+        invocations += 1;
+    }
+    kubectl(kubectl_path, kubeconfig, &apply(&apps_file)).await?;
     let results = futures::future::join_all(waits.iter().map(|args| kubectl(kubectl_path, kubeconfig, args))).await;
     let ready_after = started.elapsed();
     let _ = std::fs::remove_dir_all(&dir);
     results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-    Ok(Run { ready_after, invocations: 3 + waits.len() })
+    Ok(Run { ready_after, invocations: invocations + 1 })
 }
