@@ -86,8 +86,13 @@ pub(super) async fn converge(mi: &MeshInstallation, ctx: &Context, applier: &App
         let (written, errors) = apply_all(applier, &namespaces).await;
         progress.record(Component::Mesh, written, &errors);
         if spec.mesh.provider == MeshProvider::SelfHosted && errors.is_empty() {
-            certificates::ensure_root_ca(ctx, applier, mi, &mut progress, &mut keep).await?;
-            seed_mesh_config(ctx, applier, mi).await?;
+            // Independent writes: the CA Secret and the MeshConfig seed go out together.
+            let (ca, seed) = tokio::join!(
+                certificates::ensure_root_ca(ctx, applier, mi, &mut progress, &mut keep),
+                seed_mesh_config(ctx, applier, mi)
+            );
+            ca?;
+            seed?;
         }
         let (written, errors) = apply_all(applier, &plan::dependency_order(&built.objects, Phase::Mesh)).await;
         progress.record(Component::Mesh, written, &errors);
@@ -225,7 +230,7 @@ async fn seed_mesh_config(ctx: &Context, applier: &Applier, mi: &MeshInstallatio
         "spec": preset,
     }))
     .map_err(|e| Error::kube(context.clone())(kube::Error::SerdeError(e)))?;
-    // Already there (created meanwhile) is fine: it is left as it is.
-    applier.create("osm-bootstrap", &resource, Some(namespace), &object).await?;
+    // Already there (created meanwhile) is fine: its values are left as they are.
+    applier.apply_absent("osm-bootstrap", &resource, Some(namespace), &object).await?;
     Ok(())
 }

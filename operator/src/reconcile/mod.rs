@@ -68,6 +68,13 @@ pub async fn reconcile(mi: Arc<MeshInstallation>, ctx: Arc<Context>) -> Result<A
     .or_else(retry::finalizer_already_gone)
     .map_err(|e| Error::Finalizer(Box::new(e)));
     ctx.metrics.record(result.is_ok(), started.elapsed(), applier.writes());
+    tracing::debug!(
+        installation = %name,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        writes = applier.writes(),
+        action = ?result.as_ref().ok(),
+        "reconciled"
+    );
     if result.is_ok()
         && let Ok(mut failures) = ctx.failures.lock()
     {
