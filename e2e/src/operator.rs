@@ -15,6 +15,8 @@ pub struct OperatorHandle {
     task: Option<JoinHandle<()>>,
     /// Its metrics.
     pub metrics: Arc<Metrics>,
+    /// True once the operator reports ready (caches listed, leadership known).
+    ready: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The operator's ServiceAccount, as the API server names it.
@@ -91,6 +93,7 @@ impl OperatorHandle {
 
     fn spawn(client: Client, settings: Settings) -> OperatorHandle {
         let (tx, rx) = oneshot::channel::<()>();
+        let (ready_tx, ready) = tokio::sync::watch::channel(false);
         let metrics = Arc::new(Metrics::default());
         let task_metrics = metrics.clone();
         let task = tokio::spawn(async move {
@@ -98,12 +101,20 @@ impl OperatorHandle {
                 let _ = rx.await;
             };
             if let Err(error) =
-                mesh_operator::controller::run(client, settings, None, shutdown, None, task_metrics).await
+                mesh_operator::controller::run(client, settings, None, shutdown, Some(ready_tx), task_metrics).await
             {
                 eprintln!("operator stopped with error: {error}");
             }
         });
-        OperatorHandle { shutdown: Some(tx), task: Some(task), metrics }
+        OperatorHandle { shutdown: Some(tx), task: Some(task), metrics, ready }
+    }
+
+    /// Waits (up to a minute) until the operator is ready as its readiness probe says: its caches
+    /// have listed. An operator deployed in a cluster is ready before anyone applies an
+    /// installation; a measurement that starts earlier counts its start-up too.
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(60), ready.wait_for(|ready| *ready)).await;
     }
 
     /// Graceful stop: in-flight reconciles finish.

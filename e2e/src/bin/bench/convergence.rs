@@ -248,6 +248,10 @@ pub async fn run(cluster: &TestCluster, client: &Client) -> anyhow::Result<()> {
     let objects = rendered(&mi)?;
     let workloads = objects.iter().filter(|d| matches!(d.resource.kind.as_str(), "Deployment" | "StatefulSet")).count();
 
+    // The MeshInstallation CRD exists before the operator starts, as on a cluster it was installed
+    // on: the API server serves a CRD's watch only once its watch cache has listed, and a
+    // watch the operator starts on a CRD seconds old is retried after a back-off (~0.6 s).
+    mesh_operator::controller::ensure_crd(client, true).await?;
     let (plain, applied_in, plain_writes, errors) = plain_client(client, &mi, &objects).await?;
     clean(client, &name).await?;
 
@@ -265,6 +269,8 @@ pub async fn run(cluster: &TestCluster, client: &Client) -> anyhow::Result<()> {
     let operator =
         OperatorHandle::start(counted_client(cluster, counts.clone()).await, test_settings(Duration::from_secs(300)))
             .await;
+    // A deployed operator is ready before anyone applies an installation: its start is not counted.
+    operator.wait_ready().await;
     let writes_before = counts.writes_by_path();
     let started = Instant::now();
     scenario::apply(client, &mi).await;
