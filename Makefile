@@ -58,4 +58,5 @@ crds:
 ## bench: the benchmark suite on the local control plane (convergence, steady state, footprint, scale);
 ## the figures are in README.md "Performance". `BENCH="steady scale"` runs some sections only.
 bench: cluster
+	cargo build --locked --release -p mesh-operator --bin mesh-operator
 	cargo run --locked --release -p mesh-e2e --bin bench -- $(BENCH)

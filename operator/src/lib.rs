@@ -1,6 +1,7 @@
 //! mesh-operator: reconciles `MeshInstallation` objects into a running service mesh, and the
 //! `meshctl` command line.
 
+pub mod allocator;
 pub mod context;
 pub mod controller;
 pub mod error;

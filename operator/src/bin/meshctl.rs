@@ -2,10 +2,9 @@
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc: the controller and the SMI translation allocate many small objects, which it serves
-/// markedly faster than the system allocator (see the translation bench).
+/// mimalloc (see `mesh_operator::allocator`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: mesh_operator::allocator::Allocator = mimalloc::MiMalloc;
 
 /// Command line for mesh-operator installations.
 #[derive(Parser)]

@@ -12,16 +12,17 @@
 //! - steady ([`steady`]): requests the operator sends over 5 resyncs (2 s) of a Ready bookstore,
 //!   counted on its client (writes; reads that did not come from its watch caches; new watches)
 //!   and, for writes, by the API server itself (`apiserver_request_total`).
-//! - footprint: resident memory of this process (the operator runs in it) from /proc/self/status:
-//!   before the operator starts (the harness), idle with the bookstore, and idle with 1,000 more
-//!   enrolled namespaces and 200 apps (the CRD caps namespaces and apps at 256 per
-//!   MeshInstallation, so they are spread over 5 installations).
+//! - footprint ([`footprint`]): resident memory of the release `mesh-operator` binary run as its
+//!   own process: idle with the bookstore, and idle with 1,000 more enrolled namespaces and 200
+//!   apps (the CRD caps namespaces and apps at 256 per MeshInstallation, so they are spread over 5
+//!   installations).
 //! - scale ([`scale`]): an AKS Istio add-on installation (ARM emulator) in GatewayAPI mode with
 //!   200 apps, 64 access policies and 16 splits: time to converge and to re-converge after one
 //!   weight change; and the SMI → Gateway API translation of 2,000 SMI objects over 200 apps,
 //!   server-side applied with a plain client, then re-translated after one weight change.
 
 mod convergence;
+mod footprint;
 mod kubectl;
 mod scale;
 mod steady;
@@ -45,19 +46,15 @@ use mesh_e2e::scenario;
 /// How long any one wait of the bench may take.
 const TIMEOUT: Duration = Duration::from_secs(600);
 
-/// `VmRSS` and `VmHWM` of this process, in MiB.
-fn memory() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(0.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+/// Field `name` (e.g. `VmRSS:`) of a `/proc/<pid>/status` text, in MiB (0 when absent).
+fn status_field_mib(status: &str, name: &str) -> f64 {
+    status
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
 }
 
 fn conditions_true(mi: &MeshInstallation, types: &[&str]) -> bool {
@@ -144,7 +141,6 @@ async fn main() -> anyhow::Result<()> {
     );
     let cluster = TestCluster::get().context("no cluster (E2E_PROVIDER)")?;
     let client = cluster.client().await;
-    let (harness_rss, _) = memory();
 
     if chosen.contains(&"convergence") {
         convergence::run(cluster, &client).await?;
@@ -162,43 +158,37 @@ async fn main() -> anyhow::Result<()> {
     if chosen.contains(&"steady") {
         steady::run(&client, &operator, &counts).await?;
     }
-    if chosen.contains(&"footprint") {
-        println!("\n## footprint: resident memory of the bench process (operator in-process)");
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let (idle, _) = memory();
-        line("harness alone (runtime, clients; before the operator started)", format!("{harness_rss:.1} MiB"));
-        line(
-            "idle with the bookstore (VmRSS)",
-            format!("{idle:.1} MiB (operator share ~{:.1} MiB)", idle - harness_rss),
-        );
-    }
+    // From here on the operator is the shipped binary in its own process when the footprint is
+    // measured, so nothing of the bench's own is counted; else the in-process one goes on.
+    let (in_process, process) = match (&emulator, chosen.contains(&"footprint")) {
+        (Some(emulator), true) => {
+            operator.stop().await;
+            println!("\n## footprint: resident memory of the release mesh-operator binary in its own process");
+            let process = footprint::OperatorProcess::start(cluster, emulator).await?;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            process.report("idle with the bookstore (VmRSS)").await;
+            (None, Some(process))
+        }
+        _ => (Some(operator), None),
+    };
     if let Some(emulator) = &emulator {
         emulator.add_cluster(scale::SUB, "bench-rg", "bench-scale", "eastus", "1.30.4");
         scenario::put_secret(&client, "azure-sp", arm_emulator::CLIENT_SECRET).await;
         scale::operator(&client).await?;
-        if chosen.contains(&"footprint") {
+        if let Some(process) = &process {
             println!("\n## footprint with 1,000 extra enrolled namespaces and 200 apps (5 installations)");
             scale::footprint_extra(&client).await?;
             tokio::time::sleep(Duration::from_secs(10)).await;
-            let (rss, hwm) = memory();
-            line("idle (VmRSS)", format!("{rss:.1} MiB (operator share ~{:.1} MiB)", rss - harness_rss));
-            line("peak of the whole run (VmHWM)", format!("{hwm:.1} MiB"));
-            line(
-                "managed objects in the operator's caches",
-                operator
-                    .metrics
-                    .render()
-                    .lines()
-                    .filter(|l| l.starts_with("meshoperator_managed_objects{"))
-                    .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-                    .sum::<f64>(),
-            );
+            process.report("idle (VmRSS)").await;
         }
         if chosen.contains(&"scale") {
             scale::translation(&client).await?;
         }
     }
-    operator.stop().await;
+    drop(process);
+    if let Some(operator) = in_process {
+        operator.stop().await;
+    }
     println!("\nload at the end: {}", load());
     println!("done");
     Ok(())
