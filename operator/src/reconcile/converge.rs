@@ -10,7 +10,7 @@ use kube::api::{DynamicObject, ResourceExt};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use mesh_crds::{MeshInstallation, MeshProvider};
-use mesh_provisioner::apply::{Applier, KeepSet};
+use mesh_provisioner::apply::{Applier, Create, KeepSet};
 use mesh_provisioner::desired::{Component, Desired};
 use mesh_provisioner::osm;
 use mesh_provisioner::plan::{self, Phase, kinds};
@@ -231,6 +231,6 @@ async fn seed_mesh_config(ctx: &Context, applier: &Applier, mi: &MeshInstallatio
     }))
     .map_err(|e| Error::kube(context.clone())(kube::Error::SerdeError(e)))?;
     // Already there (created meanwhile) is fine: its values are left as they are.
-    applier.apply_absent("osm-bootstrap", &resource, Some(namespace), &object).await?;
+    applier.create(Create::ApplyIfAbsent, "osm-bootstrap", &resource, Some(namespace), &object).await?;
     Ok(())
 }

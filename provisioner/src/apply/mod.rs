@@ -15,6 +15,7 @@ use kube::{Api, Client};
 use serde_json::json;
 
 pub use cache::{ManagedCache, ManagedKind};
+pub use direct::Create;
 pub use keep::KeepSet;
 
 use crate::desired::{Component, Desired, ExistingPolicy};

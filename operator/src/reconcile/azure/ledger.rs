@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ApiResource, DynamicObject};
-use mesh_provisioner::apply::Applier;
+use mesh_provisioner::apply::{Applier, Create};
 use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
@@ -115,7 +115,7 @@ pub async fn record(ctx: &Context, applier: &Applier, entry: &Entry) -> Result<(
     let ledger: DynamicObject =
         serde_json::from_value(ledger).map_err(|e| Error::kube(context)(kube::Error::SerdeError(e)))?;
     // Created meanwhile by a concurrent import: patch it.
-    if !applier.create(LEDGER_MANAGER, &resource, namespace, &ledger).await? {
+    if !applier.create(Create::Post, LEDGER_MANAGER, &resource, namespace, &ledger).await? {
         applier.merge_patch(LEDGER_MANAGER, &resource, namespace, LEDGER, &patch).await?;
     }
     Ok(())
