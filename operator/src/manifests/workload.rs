@@ -129,6 +129,10 @@ fn probe(path: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
+/// The operator container's CPU limit. Within it, `std::thread::available_parallelism` (and so
+/// tokio's worker count) is 1; the footprint bench runs the binary the same way.
+pub const CPU_LIMIT: &str = "500m";
+
 fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
     BTreeMap::from([
         ("cpu".to_string(), Quantity(cpu.to_string())),
@@ -170,7 +174,7 @@ pub fn deployment_spec(image: &str) -> DeploymentSpec {
         readiness_probe: Some(probe("/readyz", 10, 3)),
         resources: Some(ResourceRequirements {
             requests: Some(quantities("50m", "64Mi")),
-            limits: Some(quantities("500m", "256Mi")),
+            limits: Some(quantities(CPU_LIMIT, "256Mi")),
             ..Default::default()
         }),
         security_context: Some(SecurityContext {

@@ -2,7 +2,8 @@
 //! `mesh-operator` binary (mimalloc, default settings but the ARM emulator's endpoints) run as its
 //! own process, read from `/proc/<pid>/status`. A process of its own, so nothing the bench itself
 //! allocates (its clients, the objects it builds and applies, the allocator's retention of those)
-//! is counted as the operator's.
+//! is counted as the operator's; with as many tokio workers as it gets under the Deployment's CPU
+//! limit (`TOKIO_WORKER_THREADS`), whatever this machine's core count.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -18,6 +19,17 @@ use super::line;
 /// Where the operator process serves /metrics (the in-process operators of the other sections
 /// serve none).
 const METRICS_ADDR: &str = "127.0.0.1:18092";
+
+/// The tokio worker threads of the operator as deployed: `available_parallelism` rounds the
+/// container's CPU limit up to whole CPUs.
+fn deployed_worker_threads() -> usize {
+    let limit = mesh_operator::manifests::workload::CPU_LIMIT;
+    let millis = match limit.strip_suffix('m') {
+        Some(millis) => millis.parse::<usize>().unwrap_or(1000),
+        None => limit.parse::<usize>().map(|cpus| cpus * 1000).unwrap_or(1000),
+    };
+    millis.div_ceil(1000).max(1)
+}
 
 /// The `mesh-operator` binary of this build: `MESH_OPERATOR_BIN`, else beside the bench's own
 /// binary (`make bench` builds both).
@@ -59,6 +71,7 @@ impl OperatorProcess {
             .args(["--lease-namespace", SECRET_NAMESPACE])
             .args(["--azure-arm-endpoint", emulator.endpoint(), "--azure-authority-host", emulator.endpoint()])
             .env("KUBECONFIG", &cluster.kubeconfig)
+            .env("TOKIO_WORKER_THREADS", deployed_worker_threads().to_string())
             .env(mesh_provisioner::azure::tls::EXTRA_CA_ENV, &ca_file)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
