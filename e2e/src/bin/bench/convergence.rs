@@ -177,20 +177,32 @@ async fn clean(client: &Client, installation: &str) -> anyhow::Result<()> {
     let namespaces_api: Api<Namespace> = Api::all(client.clone());
     let started = Instant::now();
     for name in mesh_crds::generate::osm_crd_names() {
-        while crds.get_opt(&name).await?.is_some() {
-            if started.elapsed() > TIMEOUT {
-                return Err(anyhow!("CRD {name} was not deleted in {TIMEOUT:?}"));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let gone = || async { Ok(crds.get_opt(&name).await?.is_none()) };
+        poll_until(started, Duration::from_millis(200), || format!("CRD {name} was not deleted"), gone).await?;
     }
     for name in &namespaces {
-        while namespaces_api.get_opt(name).await?.is_some() {
-            if started.elapsed() > TIMEOUT {
-                return Err(anyhow!("namespace {name} was not deleted in {TIMEOUT:?}"));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let gone = || async { Ok(namespaces_api.get_opt(name).await?.is_none()) };
+        poll_until(started, Duration::from_millis(200), || format!("namespace {name} was not deleted"), gone).await?;
+    }
+    Ok(())
+}
+
+/// Polls `done` every `every` until it holds; an error saying `what` was not reached once
+/// [`TIMEOUT`] has passed since `started` (the clock of the step being measured).
+async fn poll_until<Fut>(
+    started: Instant,
+    every: Duration,
+    what: impl FnOnce() -> String,
+    mut done: impl FnMut() -> Fut,
+) -> anyhow::Result<()>
+where
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    while !done().await? {
+        if started.elapsed() > TIMEOUT {
+            return Err(anyhow!("{} in {TIMEOUT:?}", what()));
         }
+        tokio::time::sleep(every).await;
     }
     Ok(())
 }
@@ -204,34 +216,24 @@ async fn plain_client(
     let phases = phases(objects, mi);
     let started = Instant::now();
     let (mut applied, mut errors) = ssa(client, &phases.crds).await;
-    while !crds_established(client, &phases.crds).await? {
-        if started.elapsed() > TIMEOUT {
-            return Err(anyhow!("plain apply: CRDs not Established in {TIMEOUT:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let established = || crds_established(client, &phases.crds);
+    poll_until(started, Duration::from_millis(50), || "plain apply: CRDs not Established".into(), established).await?;
     let (a, e) = ssa(client, &phases.before_apps).await;
     applied += a;
     errors.extend(e);
     if let Some((namespace, name)) = &phases.injector {
         let injector = objects.iter().filter(|d| d.namespace() == Some(namespace) && d.name() == name);
-        while !workloads_available(client, injector.clone()).await? {
-            if started.elapsed() > TIMEOUT {
-                return Err(anyhow!("plain apply: {namespace}/{name} not available in {TIMEOUT:?}"));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let available = || workloads_available(client, injector.clone());
+        let what = || format!("plain apply: {namespace}/{name} not available");
+        poll_until(started, Duration::from_millis(100), what, available).await?;
     }
     let (a, e) = ssa(client, &phases.apps).await;
     applied += a;
     errors.extend(e);
     let applied_in = started.elapsed();
-    while !workloads_available(client, objects).await? {
-        if started.elapsed() > TIMEOUT {
-            return Err(anyhow!("plain apply: workloads not available in {TIMEOUT:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let available = || workloads_available(client, objects);
+    poll_until(started, Duration::from_millis(100), || "plain apply: workloads not available".into(), available)
+        .await?;
     Ok((started.elapsed(), applied_in, applied + errors.len(), errors))
 }
 
