@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use mesh_provisioner::translate::limits::validate_route;
+use mesh_provisioner::translate::listed::{Listed, Workload};
 use mesh_provisioner::translate::{Target, TranslateOptions, TranslationInput, notification_line, translate_with};
 
 fn cases() -> Vec<PathBuf> {
@@ -67,12 +68,39 @@ fn run(case: &Path) -> (String, String) {
         "{}: not deterministic",
         case.display()
     );
+    // The operator decodes the workloads it lists with only what `translate::listed` keeps.
+    let listed = translate(&as_listed(&input), target);
+    assert_eq!(
+        (listed.to_yaml().expect("yaml"), &listed.notifications),
+        (translation.to_yaml().expect("yaml"), &translation.notifications),
+        "{}: translating the workloads as `translate::listed` decodes them differs",
+        case.display()
+    );
 
     notifications.extend(translation.notifications.iter().cloned());
     notifications.sort();
     notifications.dedup();
     let lines: String = notifications.iter().map(|n| notification_line(n) + "\n").collect();
     (translation.to_yaml().expect("yaml"), lines)
+}
+
+/// `input` with every workload sent through JSON and decoded as [`Listed`], as the operator reads
+/// the workloads it lists.
+fn as_listed(input: &TranslationInput) -> TranslationInput {
+    fn through<K: Workload + serde::Serialize>(objects: &[K]) -> Vec<K> {
+        let decode = |object: &K| {
+            let json = serde_json::to_string(object).expect("encodes");
+            serde_json::from_str::<Listed<K>>(&json).expect("decodes").into_inner()
+        };
+        objects.iter().map(decode).collect()
+    }
+    TranslationInput {
+        deployments: through(&input.deployments),
+        stateful_sets: through(&input.stateful_sets),
+        jobs: through(&input.jobs),
+        pods: through(&input.pods),
+        ..input.clone()
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ use kube::{Api, ResourceExt};
 use mesh_crds::MeshInstallationSpec;
 use mesh_provisioner::desired::{Component, Desired};
 use mesh_provisioner::topology::{CREATED_BY, ObservedNamespace};
+use mesh_provisioner::translate::listed::{Listed, Workload};
 use mesh_provisioner::{ingress, labels};
 
 use super::validate::ClusterFacts;
@@ -213,7 +214,8 @@ where
 }
 
 /// GatewayAPI mode: the workloads of enrolled namespaces the installation does not manage
-/// (Deployments, StatefulSets, Jobs, bare Pods), for the translation's label checks and baseline.
+/// (Deployments, StatefulSets, Jobs, bare Pods), for the translation's label checks and baseline,
+/// decoded with only the fields the translation reads ([`Listed`]).
 pub async fn foreign_workloads(
     ctx: &Context,
     installation: &str,
@@ -224,12 +226,25 @@ pub async fn foreign_workloads(
         return Ok(input);
     }
     let namespaces: std::collections::BTreeSet<String> = spec.namespaces.iter().map(|n| n.name.clone()).collect();
-    input.deployments = list_foreign(ctx, installation, &namespaces).await?;
-    input.stateful_sets = list_foreign(ctx, installation, &namespaces).await?;
-    input.jobs = list_foreign(ctx, installation, &namespaces).await?;
-    let pods: Vec<k8s_openapi::api::core::v1::Pod> = list_foreign(ctx, installation, &namespaces).await?;
+    input.deployments = list_foreign_workloads(ctx, installation, &namespaces).await?;
+    input.stateful_sets = list_foreign_workloads(ctx, installation, &namespaces).await?;
+    input.jobs = list_foreign_workloads(ctx, installation, &namespaces).await?;
+    let pods: Vec<k8s_openapi::api::core::v1::Pod> = list_foreign_workloads(ctx, installation, &namespaces).await?;
     input.pods = pods.into_iter().filter(|p| p.metadata.owner_references.as_ref().is_none_or(Vec::is_empty)).collect();
     Ok(input)
+}
+
+/// [`list_foreign`] of a workload kind, each decoded as [`Listed`].
+async fn list_foreign_workloads<K>(
+    ctx: &Context,
+    installation: &str,
+    namespaces: &std::collections::BTreeSet<String>,
+) -> Result<Vec<K>>
+where
+    K: Workload<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let listed: Vec<Listed<K>> = list_foreign(ctx, installation, namespaces).await?;
+    Ok(listed.into_iter().map(Listed::into_inner).collect())
 }
 
 /// Names of the CRDs traffic policy needs.

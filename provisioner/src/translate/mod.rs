@@ -82,6 +82,7 @@ pub mod index;
 pub mod input;
 pub mod l4;
 pub mod limits;
+pub mod listed;
 pub mod names;
 pub mod notify;
 pub mod operations;
