@@ -173,7 +173,7 @@ fn metrics_source(
     metrics.set_source(Box::new(move || {
         let managed_objects = cache
             .kinds()
-            .map(|k| (mesh_provisioner::apply::cache::kind_key(&k.resource), cache.all(&k.resource).len()))
+            .map(|k| (mesh_provisioner::apply::cache::kind_key(&k.resource), cache.count(&k.resource)))
             .collect();
         let installations =
             store.state().iter().filter_map(|guard| guard.0.as_ref().ok().map(InstallationSnapshot::of)).collect();

