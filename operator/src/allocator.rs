@@ -12,6 +12,8 @@
 //!
 //! Contract: [`return_freed_memory`] frees nothing in use; it only hands freed pages back to the
 //! operating system (`mi_collect(true)`), which mimalloc would otherwise do on its next call.
+//! mimalloc keeps a heap per thread and collects the calling thread's only; that is why an
+//! operator with one CPU runs on one thread ([`crate::runtime`]).
 
 use std::time::Duration;
 

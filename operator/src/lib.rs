@@ -9,6 +9,7 @@ pub mod manifests;
 pub mod meshctl;
 pub mod metrics;
 pub mod reconcile;
+pub mod runtime;
 pub mod server;
 
 /// Picks rustls' crypto provider for the process. Two providers are linked (ring through kube,

@@ -199,8 +199,13 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // One thread on one CPU, so the allocator's collect reaches all memory (`mesh_operator::runtime`).
+    let runtime = anyhow::Context::context(mesh_operator::runtime::for_this_process(), "starting the async runtime")?;
+    runtime.block_on(run_command())
+}
+
+async fn run_command() -> anyhow::Result<()> {
     let cli = Cli::parse();
     mesh_operator::init_crypto();
     match cli.command {
