@@ -124,15 +124,18 @@ impl OperatorProcess {
                 status.lines().find_map(|l| l.strip_prefix("Threads:")).unwrap_or_default().trim()
             ),
         );
-        let cached: f64 = self
-            .get("/metrics")
-            .await
-            .unwrap_or_default()
+        let metrics = self.get("/metrics").await.unwrap_or_default();
+        // `meshoperator_managed_objects{kind="…"} N`, largest first.
+        let mut by_kind: Vec<(String, f64)> = metrics
             .lines()
-            .filter(|l| l.starts_with("meshoperator_managed_objects{"))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum();
-        line("  managed objects in its caches", cached);
+            .filter_map(|l| l.strip_prefix("meshoperator_managed_objects{kind=\""))
+            .filter_map(|l| l.split_once("\"} "))
+            .filter_map(|(kind, n)| n.parse::<f64>().ok().map(|n| (kind.to_string(), n)))
+            .collect();
+        by_kind.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let total: f64 = by_kind.iter().map(|(_, n)| n).sum();
+        let kinds: Vec<String> = by_kind.iter().filter(|(_, n)| *n > 0.0).map(|(k, n)| format!("{n} {k}")).collect();
+        line("  managed objects in its caches", format!("{total} ({})", kinds.join(", ")));
     }
 }
 
