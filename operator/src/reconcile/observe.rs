@@ -10,7 +10,7 @@ use futures::FutureExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ApiResource, DynamicObject, ListParams};
+use kube::api::{ApiResource, DynamicObject, ListParams, ObjectMeta};
 use kube::{Api, ResourceExt};
 use mesh_crds::MeshInstallationSpec;
 use mesh_provisioner::desired::{Component, Desired};
@@ -23,20 +23,36 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use mesh_provisioner::plan::enrolled_namespaces;
 
+/// The metadata (labels, annotations, deletion) of every namespace: from the metadata-only
+/// namespace watch once it has listed, else listed from the API server's watch cache.
+pub async fn namespaces(ctx: &Context) -> Result<Vec<Namespace>> {
+    if ctx.namespaces.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok()) {
+        return Ok(ctx.namespaces.state().iter().map(|ns| metadata_only(ns.metadata.clone())).collect());
+    }
+    list_namespaces(ctx, ListParams::default().match_any()).await
+}
+
+/// The metadata of every namespace as the API server has it now (a consistent read, metadata
+/// only), for teardown: a namespace created moments before the installation was deleted may not
+/// have reached the watch yet, and teardown must not miss it.
+pub async fn namespaces_now(ctx: &Context) -> Result<Vec<Namespace>> {
+    list_namespaces(ctx, ListParams::default()).await
+}
+
+async fn list_namespaces(ctx: &Context, params: ListParams) -> Result<Vec<Namespace>> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let listed = api.list_metadata(&params).await.map_err(Error::kube("listing namespaces"))?;
+    Ok(listed.items.into_iter().map(|ns| metadata_only(ns.metadata)).collect())
+}
+
+fn metadata_only(metadata: ObjectMeta) -> Namespace {
+    Namespace { metadata, ..Namespace::default() }
+}
+
 /// Reads namespaces and OSM control planes.
 pub async fn cluster_facts(ctx: &Context) -> Result<ClusterFacts> {
     let cached = ListParams::default().match_any();
-    // The metadata-only namespace watch, once it has listed; the API server's watch cache before.
-    let namespaces: Vec<Namespace> = if ctx.namespaces.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok()) {
-        ctx.namespaces
-            .state()
-            .iter()
-            .map(|ns| Namespace { metadata: ns.metadata.clone(), ..Default::default() })
-            .collect()
-    } else {
-        let api: Api<Namespace> = Api::all(ctx.client.clone());
-        api.list(&cached).await.map_err(Error::kube("listing namespaces"))?.items
-    };
+    let namespaces = namespaces(ctx).await?;
     let deployments: Api<Deployment> = Api::all(ctx.client.clone());
     let controllers = deployments
         .list(&cached.clone().labels("app=osm-controller"))

@@ -2,8 +2,7 @@
 //! another installation still enrols), and delete the ones it created when asked to.
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::Api;
-use kube::api::{ListParams, ResourceExt};
+use kube::api::ResourceExt;
 use mesh_provisioner::apply::Applier;
 use mesh_provisioner::desired::Component;
 use mesh_provisioner::labels;
@@ -11,9 +10,10 @@ use mesh_provisioner::plan::kinds;
 use mesh_provisioner::topology::CREATED_BY;
 use serde_json::json;
 
+use super::super::observe;
 use super::super::shared::Claims;
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Removes our enrolment from the namespaces we enrolled; one another installation still enrols
 /// stays enrolled and becomes theirs. A namespace we created and will delete keeps only its
@@ -31,7 +31,7 @@ pub(super) async fn unenrol(
             applier.hand_over(Component::Namespaces, &ns_resource, None, &ns.name_any(), to).await?;
             continue;
         }
-        let created = ns.annotations().get(CREATED_BY).is_some_and(|v| v == installation);
+        let created = created_by(&ns, installation);
         if created && keep_created {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name_any(), "annotations": {CREATED_BY: installation}}});
             applier.apply_fields(Component::Namespaces, &ns_resource, None, &ns.name_any(), &body).await?;
@@ -42,27 +42,23 @@ pub(super) async fn unenrol(
     Ok(())
 }
 
-/// Namespaces carrying our installation and component labels (listed from the API, not the cache).
+/// Namespaces carrying our installation and component labels, and (for the enrolled ones) those
+/// this installation created.
 async fn owned_namespaces(ctx: &Context, installation: &str, component: Component) -> Result<Vec<Namespace>> {
-    let selector =
-        format!("{},{}={}", labels::installation_selector(installation), labels::COMPONENT, component.as_str());
-    let api: Api<Namespace> = Api::all(ctx.client.clone());
-    let listed =
-        api.list(&ListParams::default().labels(&selector)).await.map_err(Error::kube("listing our namespaces"))?;
-    let created =
-        api.list(&ListParams::default()).await.map_err(Error::kube("listing namespaces"))?.items.into_iter().filter(
-            |ns| {
-                ns.annotations().get(CREATED_BY).is_some_and(|v| v == installation)
-                    && component == Component::Namespaces
-            },
-        );
-    let mut all: Vec<Namespace> = listed.items;
-    for ns in created {
-        if !all.iter().any(|n| n.name_any() == ns.name_any()) {
-            all.push(ns);
-        }
-    }
-    Ok(all)
+    let ours = |ns: &Namespace| {
+        let labels = ns.labels();
+        let labelled = labels.get(labels::MANAGED_BY).is_some_and(|v| v == labels::MANAGED_BY_VALUE)
+            && labels.get(labels::INSTALLATION).is_some_and(|v| v == installation)
+            && labels.get(labels::COMPONENT).map(String::as_str) == Some(component.as_str());
+        let created = component == Component::Namespaces && created_by(ns, installation);
+        labelled || created
+    };
+    Ok(observe::namespaces_now(ctx).await?.into_iter().filter(ours).collect())
+}
+
+/// Whether `installation` created the namespace (its annotation).
+fn created_by(ns: &Namespace, installation: &str) -> bool {
+    ns.annotations().get(CREATED_BY).is_some_and(|v| v == installation)
 }
 
 /// Deletes namespaces this installation created (by annotation); true once they are gone.
@@ -72,11 +68,9 @@ pub(super) async fn delete_created_namespaces(
     installation: &str,
     component: Component,
 ) -> Result<bool> {
-    let api: Api<Namespace> = Api::all(ctx.client.clone());
-    let all = api.list(&ListParams::default()).await.map_err(Error::kube("listing namespaces"))?;
     let mut remaining = 0;
-    for ns in all.items {
-        let created = ns.annotations().get(CREATED_BY).is_some_and(|v| v == installation);
+    for ns in observe::namespaces_now(ctx).await? {
+        let created = created_by(&ns, installation);
         let of_component = ns.labels().get(labels::COMPONENT).map(String::as_str) == Some(component.as_str())
             || (component == Component::Namespaces && !ns.labels().contains_key(labels::COMPONENT));
         if created && of_component {
