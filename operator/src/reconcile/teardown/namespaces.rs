@@ -45,13 +45,10 @@ pub(super) async fn unenrol(
 /// Namespaces carrying our installation and component labels, and (for the enrolled ones) those
 /// this installation created.
 async fn owned_namespaces(ctx: &Context, installation: &str, component: Component) -> Result<Vec<Namespace>> {
+    let wanted = labels::managed_labels(installation, component.as_str());
     let ours = |ns: &Namespace| {
-        let labels = ns.labels();
-        let labelled = labels.get(labels::MANAGED_BY).is_some_and(|v| v == labels::MANAGED_BY_VALUE)
-            && labels.get(labels::INSTALLATION).is_some_and(|v| v == installation)
-            && labels.get(labels::COMPONENT).map(String::as_str) == Some(component.as_str());
-        let created = component == Component::Namespaces && created_by(ns, installation);
-        labelled || created
+        let labelled = wanted.iter().all(|(key, value)| ns.labels().get(key) == Some(value));
+        labelled || (component == Component::Namespaces && created_by(ns, installation))
     };
     Ok(observe::namespaces_now(ctx).await?.into_iter().filter(ours).collect())
 }
