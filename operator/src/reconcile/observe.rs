@@ -121,7 +121,8 @@ pub async fn crds_established(ctx: &Context, names: &[String]) -> Result<bool> {
     let resource = ApiResource::erase::<CustomResourceDefinition>(&());
     for name in names {
         let value = match ctx.cache.get(&resource, None, name) {
-            Some(cached) => serde_json::to_value(&*cached).unwrap_or_default(),
+            // The body (spec, status) of the cached object, whose `status` is all that is read.
+            Some(cached) => std::sync::Arc::unwrap_or_clone(cached).data,
             None => {
                 let api: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
                 match api.get_opt(name).await.map_err(Error::kube(format!("reading CRD {name}")))? {
@@ -165,11 +166,11 @@ pub fn workload_ready(ctx: &Context, kind: &str, namespace: &str, name: &str) ->
     let Some(object) = ctx.cache.get(&resource, Some(namespace), name) else {
         return (false, format!("{kind} {namespace}/{name} does not exist yet"));
     };
-    let value = serde_json::to_value(&*object).unwrap_or_default();
-    let wanted = value["spec"]["replicas"].as_i64().unwrap_or(1);
-    let have = value["status"][ready].as_i64().unwrap_or(0);
-    let generation = value["metadata"]["generation"].as_i64().unwrap_or(0);
-    let observed = value["status"]["observedGeneration"].as_i64().unwrap_or(0);
+    let body = &object.data;
+    let wanted = body["spec"]["replicas"].as_i64().unwrap_or(1);
+    let have = body["status"][ready].as_i64().unwrap_or(0);
+    let generation = object.metadata.generation.unwrap_or(0);
+    let observed = body["status"]["observedGeneration"].as_i64().unwrap_or(0);
     if observed < generation {
         return (false, format!("{kind} {namespace}/{name} is rolling out"));
     }
@@ -294,8 +295,7 @@ fn ingress_address(ctx: &Context, spec: &mesh_crds::IngressSpec) -> Option<Strin
     let controller = ingress::ControllerRef::for_spec(spec);
     let resource = ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&());
     let service = ctx.cache.get(&resource, Some(&controller.namespace), &controller.controller_service())?;
-    let value = serde_json::to_value(&*service).ok()?;
-    let first = value["status"]["loadBalancer"]["ingress"].get(0)?;
+    let first = service.data["status"]["loadBalancer"]["ingress"].get(0)?;
     first["ip"].as_str().or(first["hostname"].as_str()).map(str::to_string)
 }
 
